@@ -1,0 +1,178 @@
+"""The API envelope, the one error type, and the exception handler that turns errors into it."""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+logger = logging.getLogger("lukittu.api")
+
+
+class Code:
+    """Values of the seed's ``ErrorResponse.result.code`` enum that this service uses."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMIT = "RATE_LIMIT"
+    RELEASE_NOT_FOUND = "RELEASE_NOT_FOUND"
+    PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"
+    LICENSE_NOT_FOUND = "LICENSE_NOT_FOUND"
+    TEAM_NOT_FOUND = "TEAM_NOT_FOUND"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-02T03:04:05.678Z``: UTC, milliseconds, a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def envelope(data: Any, *, details: str, code: str | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "timestamp": iso_utc(datetime.now(UTC)),
+        "valid": code is None,
+        "details": details,
+    }
+    if code is not None:
+        result["code"] = code
+    return {"data": data, "result": result}
+
+
+class ApiError(exceptions.APIException):
+    """Every error the API reports: an HTTP status, a seed ``code`` and the ``details`` text."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        details: str,
+        *,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail=details)
+        self.status_code = status
+        self.error_code = code
+        self.details = details
+        self.data = data
+        self.headers = headers or {}
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.status_code}, {self.error_code}, {self.details!r})"
+
+
+def success(data: Any, *, details: str, status: int = 200) -> Response:
+    return Response(envelope(data, details=details), status=status)
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    return envelope(error.data, details=error.details, code=error.error_code)
+
+
+def invalid_api_key() -> ApiError:
+    return ApiError(
+        401, Code.UNAUTHORIZED, "Invalid API key", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def not_found() -> ApiError:
+    return ApiError(404, Code.BAD_REQUEST, "Not found")
+
+
+def internal_error() -> ApiError:
+    return ApiError(500, Code.INTERNAL_SERVER_ERROR, "Internal server error")
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """Map framework exceptions to the contract's errors; ``None`` for unexpected ones."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return invalid_api_key()
+    if isinstance(exc, exceptions.Throttled):
+        return ApiError(429, Code.RATE_LIMIT, "Too many requests")
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return ApiError(415, Code.BAD_REQUEST, "Unsupported media type")
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return ApiError(405, Code.BAD_REQUEST, "Method not allowed")
+    if isinstance(exc, exceptions.NotFound | Http404):
+        return not_found()
+    if isinstance(exc, exceptions.PermissionDenied):
+        return ApiError(403, Code.FORBIDDEN, "Forbidden")
+    if isinstance(exc, exceptions.ParseError):
+        return ApiError(400, Code.BAD_REQUEST, "Malformed multipart body")
+    if isinstance(exc, RequestDataTooBig):
+        return ApiError(413, Code.BAD_REQUEST, "Request body too large")
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return ApiError(400, Code.BAD_REQUEST, "Too many fields in the request body")
+    if isinstance(exc, SuspiciousOperation):
+        return ApiError(400, Code.BAD_REQUEST, "Bad request")
+    if isinstance(exc, exceptions.APIException):
+        return ApiError(exc.status_code, Code.BAD_REQUEST, str(exc.detail))
+    return None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's handler first (it sets Retry-After, WWW-Authenticate and rolls back), then the
+    envelope. Unexpected exceptions become a logged 500, never an HTML page."""
+    # Imported here: rest_framework.views loads the authentication classes, which import this.
+    from rest_framework.views import exception_handler as drf_exception_handler
+    from rest_framework.views import set_rollback
+
+    response = drf_exception_handler(exc, context)
+    error = as_api_error(exc)
+    if error is None:
+        set_rollback()
+        request = context.get("request")
+        logger.exception(
+            "Unhandled error in %s (request id %s)",
+            context.get("view").__class__.__name__,
+            getattr(request, "request_id", "-"),
+        )
+        error = internal_error()
+    headers = dict(response.headers) if response is not None else {}
+    headers.pop("Content-Type", None)
+    headers.update(error.headers)
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+    return Response(error_body(error), status=error.status_code, headers=headers)
+
+
+def json_error(error: ApiError) -> JsonResponse:
+    """The envelope outside DRF (unknown URLs, middleware)."""
+    response = JsonResponse(
+        error_body(error), status=error.status_code, json_dumps_params={"separators": (",", ":")}
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+class JsonOnlyNegotiation(BaseContentNegotiation):
+    """Always JSON, whatever ``Accept`` says: the API has one representation."""
+
+    def select_parser(self, request: Any, parsers: list[Any]) -> Any:
+        for parser in parsers:
+            if request.content_type and request.content_type.lower().startswith(parser.media_type):
+                return parser
+        return None
+
+    def select_renderer(
+        self, request: Any, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return (JSONRenderer(), JSONRenderer.media_type)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    return json_error(not_found())

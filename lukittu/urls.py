@@ -1,0 +1,17 @@
+"""URLs: the admin, the Developer API, and the envelope 404 for anything else under /api/."""
+
+from django.contrib import admin
+from django.urls import path, re_path
+
+from lukittu.api import api_not_found
+from releases.views import ReleaseDetailView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path(
+        "api/v1/dev/teams/<str:team_id>/releases/<str:release_id>",
+        ReleaseDetailView.as_view(),
+        name="release-detail",
+    ),
+    re_path(r"^api/", api_not_found),
+]

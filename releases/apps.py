@@ -1,0 +1,8 @@
+"""Releases: products, branches, releases, their metadata and files."""
+
+from django.apps import AppConfig
+
+
+class ReleasesConfig(AppConfig):
+    name = "releases"
+    default_auto_field = "django.db.models.BigAutoField"

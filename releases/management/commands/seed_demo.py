@@ -1,0 +1,170 @@
+"""manage.py seed_demo [--json] [--no-file-uploads] [--storage-limit-mb N]"""
+
+import io
+import json
+import zipfile
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from releases.models import Branch, Product, Release, ReleaseStatus
+from releases.services import Actor, ReleaseChanges, release_update
+from releases.uploads import upload_from_bytes
+from teams.services import api_key_create, license_create, team_create
+
+
+def demo_jar() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "META-INF/MANIFEST.MF",
+            "Manifest-Version: 1.0\r\nMain-Class: com.example.demo.Main\r\n\r\n",
+        )
+        archive.writestr("com/example/demo/Main.class", b"\xca\xfe\xba\xbe demo")
+    return buffer.getvalue()
+
+
+class Command(BaseCommand):
+    help = "Create a new demo team with an API key, products, branches, licenses and releases."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument("--no-file-uploads", action="store_true")
+        parser.add_argument("--storage-limit-mb", type=int, default=100)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["storage_limit_mb"] < 0:
+            raise CommandError("--storage-limit-mb must not be negative")
+        with transaction.atomic():
+            summary = self.seed(
+                file_uploads=not options["no_file_uploads"],
+                storage_limit_mb=options["storage_limit_mb"],
+            )
+        if options["json"]:
+            self.stdout.write(json.dumps(summary))
+        else:
+            self.stdout.write(self.readable(summary))
+
+    def seed(self, *, file_uploads: bool, storage_limit_mb: int) -> dict[str, Any]:
+        team = team_create(
+            name="Demo Team", file_uploads=file_uploads, storage_limit_mb=storage_limit_mb
+        )
+        _, plain_key = api_key_create(team=team, name="demo")
+        products = []
+        for name in ("Demo App", "Other App"):
+            product = Product.objects.create(team=team, name=name)
+            branch = Branch.objects.create(product=product, name="beta")
+            products.append((product, branch))
+        licenses = [license_create(team=team)[0] for _ in range(3)]
+        demo_app, beta = products[0]
+
+        def release(version: str, status: str, branch: Branch | None) -> Release:
+            return Release.objects.create(
+                team=team, product=demo_app, branch=branch, version=version, status=status
+            )
+
+        stable = release("1.0.0", ReleaseStatus.DRAFT, None)
+        draft = release("1.1.0", ReleaseStatus.DRAFT, None)
+        beta_release = release("2.0.0-beta", ReleaseStatus.DRAFT, beta)
+        # Published through the same use case as the API, so the demo data obeys every rule.
+        operator = Actor(team=team, label="operator:seed_demo")
+        for target, upload in (
+            (stable, upload_from_bytes("demo-app-1.0.0.jar", demo_jar())),
+            (beta_release, None),
+        ):
+            release_update(
+                actor=operator,
+                release_id=target.pk,
+                changes=ReleaseChanges(
+                    version=target.version,
+                    product_id=demo_app.pk,
+                    status=ReleaseStatus.PUBLISHED,
+                    set_as_latest=True,
+                    keep_existing_file=True,
+                    branch_id=target.branch_id,
+                    metadata=[
+                        {
+                            "key": "channel",
+                            "value": "stable" if target is stable else "beta",
+                            "locked": False,
+                        }
+                    ],
+                    license_ids=[],
+                ),
+                upload=upload,
+                max_file_bytes=settings.MAX_RELEASE_FILE_MB * 1024 * 1024,
+                request_data=None,
+            )
+        releases = [
+            Release.objects.select_related("file").get(pk=r.pk)
+            for r in (stable, draft, beta_release)
+        ]
+        return {
+            "teamId": str(team.id),
+            "apiKey": plain_key,
+            "products": [
+                {
+                    "id": str(product.id),
+                    "name": product.name,
+                    "branches": [{"id": str(branch.id), "name": branch.name}],
+                }
+                for product, branch in products
+            ],
+            "releases": [
+                {
+                    "id": str(r.id),
+                    "version": r.version,
+                    "status": r.status,
+                    "latest": r.latest,
+                    "productId": str(r.product_id),
+                    "branchId": str(r.branch_id) if r.branch_id else None,
+                    "hasFile": r.current_file is not None,
+                }
+                for r in releases
+            ],
+            "licenseIds": [str(license.id) for license in licenses],
+        }
+
+    @staticmethod
+    def readable(summary: dict[str, Any]) -> str:
+        product = summary["products"][0]
+        draft = summary["releases"][1]
+        data = {
+            "version": "1.1.0",
+            "productId": product["id"],
+            "status": "PUBLISHED",
+            "setAsLatest": True,
+            "keepExistingFile": True,
+            "branchId": None,
+            "metadata": [{"key": "channel", "value": "stable"}],
+            "licenseIds": [],
+        }
+        lines = [
+            "Demo team created.",
+            f"  Team id:  {summary['teamId']}",
+            f"  API key:  {summary['apiKey']}   (shown only now)",
+            "",
+            "Products:",
+        ]
+        for item in summary["products"]:
+            branches = ", ".join(f"{b['name']} {b['id']}" for b in item["branches"])
+            lines.append(f"  {item['name']}: {item['id']} (branches: {branches})")
+        lines += ["", "Releases of Demo App:"]
+        for item in summary["releases"]:
+            flags = " latest" if item["latest"] else ""
+            flags += " with file" if item["hasFile"] else ""
+            lines.append(f"  {item['version']:<11} {item['status']:<10} {item['id']}{flags}")
+        lines += ["", f"Licenses: {', '.join(summary['licenseIds'])}", ""]
+        lines += [
+            "Publish 1.1.0 as the latest release, keeping no file:",
+            "",
+            f"  curl -sS -X PUT http://127.0.0.1:8000/api/v1/dev/teams/{summary['teamId']}"
+            f"/releases/{draft['id']} \\",
+            f"    -H 'Authorization: Bearer {summary['apiKey']}' \\",
+            f"    -F 'data={json.dumps(data)}'",
+            "",
+            "Add  -F 'file=@build/app.jar'  to upload a build with it.",
+        ]
+        return "\n".join(lines)

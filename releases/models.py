@@ -1,0 +1,172 @@
+"""Product, Branch, Release, ReleaseMetadata, ReleaseLicense and ReleaseFile.
+
+The invariants clients rely on live in the database: one version per product and branch, and
+at most one latest release per product and branch. A null branch is the product's main line;
+since SQL treats NULLs as distinct, each rule is two partial unique indexes (one for a branch,
+one for no branch), which SQLite and PostgreSQL both enforce.
+"""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from teams.models import License, Team
+
+
+class Product(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(max_length=255)
+    url = models.URLField(max_length=500, null=True, blank=True)
+    created_by_user_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Branch(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="branches")
+    name = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "branches"
+        constraints = [
+            models.UniqueConstraint(fields=["product", "name"], name="branch_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReleaseStatus(models.TextChoices):
+    PUBLISHED = "PUBLISHED"
+    DRAFT = "DRAFT"
+    DEPRECATED = "DEPRECATED"
+    ARCHIVED = "ARCHIVED"
+
+
+VERSION_CONFLICT_CONSTRAINTS = ("release_unique_version_on_branch", "release_unique_version_main")
+
+
+class Release(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="releases")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="releases")
+    branch = models.ForeignKey(
+        Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="releases"
+    )
+    version = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.DRAFT
+    )
+    latest = models.BooleanField(default=False)
+    licenses = models.ManyToManyField(
+        License, through="ReleaseLicense", related_name="releases", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "product"], name="release_team_product")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "branch", "version"],
+                condition=Q(branch__isnull=False),
+                name=VERSION_CONFLICT_CONSTRAINTS[0],
+            ),
+            models.UniqueConstraint(
+                fields=["product", "version"],
+                condition=Q(branch__isnull=True),
+                name=VERSION_CONFLICT_CONSTRAINTS[1],
+            ),
+            models.UniqueConstraint(
+                fields=["product", "branch"],
+                condition=Q(latest=True, branch__isnull=False),
+                name="release_one_latest_on_branch",
+            ),
+            models.UniqueConstraint(
+                fields=["product"],
+                condition=Q(latest=True, branch__isnull=True),
+                name="release_one_latest_main",
+            ),
+            models.CheckConstraint(
+                condition=Q(latest=False) | Q(status=ReleaseStatus.PUBLISHED),
+                name="release_latest_is_published",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.version
+
+    @property
+    def current_file(self) -> "ReleaseFile | None":
+        try:
+            return self.file
+        except ReleaseFile.DoesNotExist:
+            return None
+
+
+class ReleaseMetadata(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="metadata")
+    position = models.PositiveSmallIntegerField(default=0)
+    key = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+    locked = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+        verbose_name_plural = "metadata"
+        constraints = [
+            models.UniqueConstraint(fields=["release", "key"], name="release_metadata_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class ReleaseLicense(models.Model):
+    """A license allowed to download the release."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="license_links")
+    license = models.ForeignKey(License, on_delete=models.CASCADE, related_name="release_links")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["release", "license"], name="release_license_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release_id} → {self.license_id}"
+
+
+class ReleaseFile(models.Model):
+    """The build attached to a release. ``key`` is the storage object's name, made by the
+    server and unique per file; ``name`` is the client's file name, kept for display only."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="release_files")
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="file")
+    key = models.CharField(max_length=512, unique=True)
+    size = models.BigIntegerField()
+    name = models.CharField(max_length=255)
+    checksum = models.CharField(max_length=32, help_text="MD5, hex")
+    sha256 = models.CharField(max_length=64)
+    main_class_name = models.CharField(max_length=512, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,210 @@
+"""Validation of the ``data`` JSON (strict: JSON types only, no unknown keys) and the release's
+output shape."""
+
+import re
+import uuid
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+
+from lukittu.api import iso_utc
+from releases.models import Release, ReleaseStatus
+
+MAX_METADATA = 20
+MAX_LICENSES = 30
+NO_WHITESPACE = re.compile(r"^\S+$")
+
+
+class StrictCharField(serializers.CharField):
+    """A string and nothing else: DRF would turn 123 into "123"."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """``true`` or ``false``: DRF would also accept "yes", 1 and "on"."""
+
+    default_error_messages = {"invalid": "Must be a boolean."}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class StrictUUIDField(serializers.UUIDField):
+    default_error_messages = {"invalid": "Must be a UUID."}
+
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        if not isinstance(data, str) or len(data) != 36:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class ClosedSerializer(serializers.Serializer):
+    """Rejects keys it does not declare, each reported at its own path."""
+
+    default_error_messages = {"invalid": "Must be an object."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [ErrorDetail(self.error_messages["invalid"], "invalid")]}
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        errors: dict[str, Any] = {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)  # type: ignore[arg-type]
+            value = None
+        for key in unknown:
+            errors[key] = [ErrorDetail("Unknown field.", "unknown")]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class MetadataItemSerializer(ClosedSerializer):
+    key = StrictCharField(min_length=1, max_length=255)
+    value = StrictCharField(min_length=1, max_length=255)
+    locked = StrictBooleanField(required=False, default=False)
+
+
+class MetadataListSerializer(serializers.ListSerializer):
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        items = super().to_internal_value(data)
+        seen: set[str] = set()
+        errors: list[dict[str, Any]] = []
+        for item in items:
+            if item["key"] in seen:
+                errors.append({"key": [ErrorDetail("Duplicate key.", "unique")]})
+            else:
+                errors.append({})
+            seen.add(item["key"])
+        if any(errors):
+            raise serializers.ValidationError(errors)
+        return items
+
+
+class LicenseIdsField(serializers.ListField):
+    """Up to 30 distinct license ids; a repeated id counts once."""
+
+    child = StrictUUIDField()
+    default_error_messages = {"too_many": f"At most {MAX_LICENSES} distinct license ids."}
+
+    def to_internal_value(self, data: Any) -> list[uuid.UUID]:
+        ids = list(dict.fromkeys(super().to_internal_value(data)))
+        if len(ids) > MAX_LICENSES:
+            self.fail("too_many")
+        return ids
+
+
+class ReleaseUpdateSerializer(ClosedSerializer):
+    version = StrictCharField(min_length=3, max_length=255)
+    productId = StrictUUIDField()  # the wire format is camelCase
+    status = StrictChoiceField(choices=ReleaseStatus.values)
+    setAsLatest = StrictBooleanField()
+    keepExistingFile = StrictBooleanField()
+    branchId = StrictUUIDField(allow_null=True)
+    metadata = MetadataListSerializer(
+        child=MetadataItemSerializer(), max_length=MAX_METADATA, allow_empty=True
+    )
+    licenseIds = LicenseIdsField(allow_empty=True)
+
+    def validate_version(self, value: str) -> str:
+        if not NO_WHITESPACE.match(value):
+            raise serializers.ValidationError("Must not contain whitespace.")
+        return value
+
+
+def error_list(detail: Any, path: list[str | int] | None = None) -> list[dict[str, Any]]:
+    """DRF's nested errors as ``[{"message", "path"}]``, one entry per problem."""
+    path = path or []
+    if isinstance(detail, dict):
+        found: list[dict[str, Any]] = []
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                found += error_list(value, path)
+            else:
+                step: str | int = int(key) if isinstance(key, int) else key
+                found += error_list(value, [*path, step])
+        return found
+    if isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            return [{"message": str(item), "path": path} for item in detail]
+        found = []
+        for index, item in enumerate(detail):
+            if item:
+                found += error_list(item, [*path, index])
+        return found
+    return [{"message": str(detail), "path": path}]
+
+
+def file_payload(release: Release) -> dict[str, Any] | None:
+    file = release.current_file
+    if file is None:
+        return None
+    return {
+        "id": str(file.id),
+        "key": file.key,
+        "size": file.size,
+        "name": file.name,
+        "checksum": file.checksum,
+        "sha256": file.sha256,
+        "mainClassName": file.main_class_name,
+        "createdAt": iso_utc(file.created_at),
+    }
+
+
+def release_payload(release: Release) -> dict[str, Any]:
+    """The seed's ``ReleaseResponse.data``. Reads only what is loaded: ``product``, ``branch``,
+    ``file`` and the prefetched ``metadata`` and ``license_links``."""
+    product = release.product
+    branch = release.branch
+    return {
+        "id": str(release.id),
+        "version": release.version,
+        "status": release.status,
+        "latest": release.latest,
+        "productId": str(release.product_id),
+        "branchId": str(release.branch_id) if release.branch_id else None,
+        "teamId": str(release.team_id),
+        "createdAt": iso_utc(release.created_at),
+        "updatedAt": iso_utc(release.updated_at),
+        "metadata": [
+            {"key": item.key, "value": item.value, "locked": item.locked}
+            for item in release.metadata.all()
+        ],
+        "product": {
+            "id": str(product.id),
+            "name": product.name,
+            "url": product.url,
+            "teamId": str(product.team_id),
+            "createdByUserId": (
+                str(product.created_by_user_id) if product.created_by_user_id else None
+            ),
+            "createdAt": iso_utc(product.created_at),
+            "updatedAt": iso_utc(product.updated_at),
+        },
+        "branch": {"id": str(branch.id), "name": branch.name} if branch else None,
+        "file": file_payload(release),
+        "licenseIds": [str(link.license_id) for link in release.license_links.all()],
+    }

@@ -1,0 +1,150 @@
+"""The Developer API's release endpoints: thin views over the services."""
+
+import ipaddress
+import json
+import uuid
+from typing import Any
+
+from django.conf import settings
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from lukittu.api import ApiError, Code, success
+from releases.serializers import ReleaseUpdateSerializer, error_list, release_payload
+from releases.services import Actor, ReleaseChanges, file_too_large, release_update
+from releases.uploads import HashingUploadHandler
+from teams.models import ApiKey
+
+MEGABYTE = 1024 * 1024
+
+
+def max_file_bytes() -> int:
+    return settings.MAX_RELEASE_FILE_MB * MEGABYTE
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def parse_data_field(raw: str) -> dict[str, Any]:
+    """The ``data`` field as a JSON object (no NaN or Infinity)."""
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise ApiError(400, Code.BAD_REQUEST, "Invalid JSON in data field")
+    return value
+
+
+def parse_path_id(value: str, label: str) -> uuid.UUID:
+    """A UUID in its canonical 36-character form (any case), else 400 ``Invalid <label>``."""
+    try:
+        if len(value) != 36:
+            raise ValueError(value)
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(400, Code.BAD_REQUEST, f"Invalid {label}") from None
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address (``NUM_PROXIES`` trusted hops of X-Forwarded-For honoured)."""
+    candidate = BaseThrottle().get_ident(request)
+    try:
+        return str(ipaddress.ip_address(candidate.strip()))
+    except ValueError:
+        return None
+
+
+def actor_for(request: Request) -> Actor:
+    key: ApiKey = request.auth
+    return Actor(
+        team=key.team,
+        label=key.prefix,
+        api_key=key,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+
+
+class TeamApiView(APIView):
+    """A Developer API view under ``/teams/{teamId}/``: path ids are checked before anything
+    else, then the key (authentication, team), then the rate limit."""
+
+    path_ids = ("team_id",)
+    # No OPTIONS: there is no metadata to describe, so it is a 405 like any unknown method.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        for name in self.path_ids:
+            setattr(self, name, parse_path_id(kwargs[name], name.replace("_id", "Id")))
+        super().initial(request, *args, **kwargs)
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        for name, value in getattr(request, "rate_limit", {}).items():
+            response[name] = value
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class MultipartUploadMixin:
+    """Refuses what is not multipart (415) and bodies over the file limit plus 1 MiB for the
+    other fields (413, before the body is read), then streams the file part to disk."""
+
+    upload_methods = ("PUT", "POST")
+
+    def check_upload(self, request: Request) -> None:
+        if request.method not in self.upload_methods:
+            return
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise ApiError(415, Code.BAD_REQUEST, "Unsupported media type")
+        limit = max_file_bytes()
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise ApiError(400, Code.BAD_REQUEST, "Invalid Content-Length") from None
+        if length > limit + MEGABYTE:
+            raise file_too_large(limit)
+        request._request.upload_handlers = [HashingUploadHandler(request, max_bytes=limit)]
+
+
+class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
+    parser_classes = [MultiPartParser]
+    path_ids = ("team_id", "release_id")
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.check_upload(request)
+
+    def put(self, request: Request, **kwargs: Any) -> Response:
+        raw = request.POST.getlist("data")
+        files = request.FILES.getlist("file")
+        if not raw:
+            raise ApiError(400, Code.BAD_REQUEST, "Missing data field")
+        if len(raw) > 1:
+            raise ApiError(400, Code.BAD_REQUEST, "Send the data field once")
+        data = parse_data_field(raw[0])
+        serializer = ReleaseUpdateSerializer(data=data)
+        if not serializer.is_valid():
+            raise ApiError(
+                400,
+                Code.BAD_REQUEST,
+                "Invalid request body",
+                data={"errors": error_list(serializer.errors)},
+            )
+        if len(files) > 1:
+            raise ApiError(400, Code.BAD_REQUEST, "Send at most one file")
+        release = release_update(
+            actor=actor_for(request),
+            release_id=self.release_id,
+            changes=ReleaseChanges.from_validated(serializer.validated_data),
+            upload=files[0] if files else None,
+            max_file_bytes=max_file_bytes(),
+            request_data=data,
+        )
+        return success(release_payload(release), details="Release updated")

@@ -1,0 +1,8 @@
+"""Teams: the API principal (API keys), licenses and the audit log."""
+
+from django.apps import AppConfig
+
+
+class TeamsConfig(AppConfig):
+    name = "teams"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,175 @@
+"""Team, ApiKey, License and AuditLog."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+DEFAULT_STORAGE_LIMIT_MB = 100
+MEGABYTE = 1024 * 1024
+
+
+class Team(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    file_uploads_enabled = models.BooleanField(
+        default=False,
+        help_text="The paid 'classloader' feature: release files may be uploaded.",
+    )
+    storage_limit_bytes = models.BigIntegerField(
+        default=DEFAULT_STORAGE_LIMIT_MB * MEGABYTE,
+        help_text="Total bytes of release files the team may store.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Soft delete: a deleted team's keys stop working."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(storage_limit_bytes__gte=0), name="team_storage_limit_gte_0"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A team's Bearer key. Only the stem (for lookup) and a SHA-256 digest are stored; the key
+    itself is shown once, when it is made. Keys carry 256 bits of randomness, so a plain digest
+    is enough: there is nothing to brute-force."""
+
+    PREFIX = "lukittu_api_key_"
+    STEM_LENGTH = 12
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    stem = models.CharField(max_length=32, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name or 'unnamed'})"
+
+    @property
+    def prefix(self) -> str:
+        """The visible part of the key, safe to show and log."""
+        return f"{self.PREFIX}{self.stem}"
+
+    @classmethod
+    def build(
+        cls, *, team: Team, name: str = "", expires_at: datetime | None = None
+    ) -> tuple["ApiKey", str]:
+        """A new unsaved key and its plain text (shown once, never stored)."""
+        stem = secrets.token_hex(cls.STEM_LENGTH // 2)
+        plain = f"{cls.PREFIX}{stem}_{secrets.token_urlsafe(32)}"
+        key = cls(team=team, name=name, stem=stem, digest=_digest(plain), expires_at=expires_at)
+        return key, plain
+
+    @classmethod
+    def stem_of(cls, plain: str) -> str | None:
+        if not plain.startswith(cls.PREFIX):
+            return None
+        stem, sep, secret = plain[len(cls.PREFIX) :].partition("_")
+        if not sep or len(stem) != cls.STEM_LENGTH or not secret:
+            return None
+        return stem
+
+    def matches(self, plain: str) -> bool:
+        return hmac.compare_digest(self.digest, _digest(plain))
+
+    def is_usable(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+
+class License(models.Model):
+    """A customer's license. The key is stored as a SHA-256 digest (for the download checks
+    that look a key up) plus its last characters as a hint; the key is shown once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="licenses")
+    key_digest = models.CharField(max_length=64, editable=False)
+    key_hint = models.CharField(max_length=8, editable=False)
+    suspended = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "key_digest"], name="license_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"…{self.key_hint}"
+
+    @staticmethod
+    def generate_key() -> str:
+        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(5))
+
+    def set_key(self, plain: str) -> None:
+        self.key_digest = _digest(plain.strip().upper())
+        self.key_hint = plain.strip()[-5:]
+
+    def matches(self, plain: str) -> bool:
+        return hmac.compare_digest(self.key_digest, _digest(plain.strip().upper()))
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return not self.suspended and (self.expires_at is None or self.expires_at > now)
+
+
+class AuditLog(models.Model):
+    """One row per successful write: who (key or operator), from where, what they sent, and
+    what resulted."""
+
+    id = models.BigAutoField(primary_key=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_logs")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_logs"
+    )
+    actor = models.CharField(max_length=150, help_text="The key's prefix, or the operator.")
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_data = models.JSONField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_created")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type} {self.target_id}"
