@@ -1,6 +1,6 @@
 """Team, API key and license write use cases, shared by the operator commands and the admin."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,10 +19,13 @@ def team_create(*, name: str, file_uploads: bool = False, storage_limit_mb: int 
 
 
 def api_key_create(
-    *, team: Team, name: str = "", expires_in_days: int | None = None
+    *,
+    team: Team,
+    name: str = "",
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its plain text, which is shown once and never stored."""
-    expires_at = None
     if expires_in_days is not None:
         if expires_in_days < 1:
             raise ValueError("expiry must be at least one day")
@@ -36,10 +39,12 @@ def api_key_revoke(*, key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
-def license_create(*, team: Team) -> tuple[License, str]:
+def license_create(
+    *, team: Team, suspended: bool = False, expires_at: datetime | None = None
+) -> tuple[License, str]:
     """A new license and its key, shown once and stored only as a digest."""
     plain = License.generate_key()
-    license = License(team=team)
+    license = License(team=team, suspended=suspended, expires_at=expires_at)
     license.set_key(plain)
     license.save()
     return license, plain

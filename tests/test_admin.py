@@ -1,0 +1,181 @@
+"""The admin: operators inspect everything, create and revoke keys, download files."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from releases.models import Release, ReleaseFile
+from releases.services import Actor, ReleaseChanges, release_update
+from releases.storage import release_storage
+from releases.uploads import upload_from_bytes
+from teams.models import ApiKey, AuditLog
+from tests.helpers import make_jar, put_release, update_data
+
+
+@pytest.fixture
+def staff(db: None) -> Client:
+    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def release_with_file(world):
+    jar = make_jar()
+    release_update(
+        actor=Actor(team=world.team, label="operator:test"),
+        release_id=world.release.pk,
+        changes=ReleaseChanges(
+            version="1.0.0",
+            product_id=world.product.pk,
+            status="PUBLISHED",
+            set_as_latest=False,
+            keep_existing_file=True,
+            branch_id=None,
+            metadata=[{"key": "channel", "value": "stable", "locked": True}],
+            license_ids=[],
+        ),
+        upload=upload_from_bytes("app.jar", jar),
+        max_file_bytes=1024 * 1024,
+    )
+    return Release.objects.select_related("file").get(pk=world.release.pk), jar
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "teams/team",
+        "teams/apikey",
+        "teams/license",
+        "teams/auditlog",
+        "releases/product",
+        "releases/branch",
+        "releases/release",
+        "releases/releasefile",
+    ],
+)
+def test_every_changelist_renders(staff, release_with_file, model):
+    response = staff.get(f"/admin/{model}/")
+    assert response.status_code == 200
+
+
+def test_release_list_shows_the_columns_and_filters(staff, release_with_file):
+    release, _ = release_with_file
+    response = staff.get("/admin/releases/release/", {"status__exact": "PUBLISHED", "q": "1.0"})
+    page = response.content.decode()
+    assert release.version in page and "PUBLISHED" in page
+    assert f"{release.file.size:,} B" in page
+    assert (
+        staff.get("/admin/releases/release/", {"q": "no-such"}).content.decode().count("1.0.0") == 0
+    )
+
+
+def test_release_page_shows_metadata_and_file_details(staff, release_with_file):
+    release, _ = release_with_file
+    page = staff.get(f"/admin/releases/release/{release.pk}/change/").content.decode()
+    for text in (
+        "channel",
+        "stable",
+        release.file.name,
+        release.file.checksum,
+        release.file.sha256,
+        "com.example.Main",
+        f"{release.file.pk}/download/",
+    ):
+        assert text in page
+
+
+def test_download_streams_the_stored_bytes_to_staff_only(staff, release_with_file):
+    release, jar = release_with_file
+    url = reverse("admin:releases_releasefile_download", args=[release.file.pk])
+    response = staff.get(url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == jar
+    assert "attachment" in response["Content-Disposition"]
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_download_of_a_missing_object_is_404(staff, release_with_file):
+    release, _ = release_with_file
+    release_storage().delete(release.file.key)
+    url = reverse("admin:releases_releasefile_download", args=[release.file.pk])
+    assert staff.get(url).status_code == 404
+
+
+def test_api_key_is_shown_once_and_works(staff, world, client):
+    response = staff.post(
+        "/admin/teams/apikey/add/", {"team": world.team.pk, "name": "ci"}, follow=True
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    plain = next(m for m in shown if "Copy it now" in m).rsplit(" ", 1)[-1]
+    key = ApiKey.objects.get(name="ci")
+    assert plain.startswith(key.prefix)
+    assert plain not in {key.stem, key.digest, key.name}
+    # The key works, and the key's page never shows it again.
+    result = put_release(
+        client, world.team.id, world.release.id, key=plain, data=update_data(world.release)
+    )
+    assert result.status_code == 200
+    assert plain not in staff.get(f"/admin/teams/apikey/{key.pk}/change/").content.decode()
+
+
+def test_revoking_a_key_stops_it(staff, world, client):
+    key = ApiKey.objects.get(team=world.team)
+    staff.post(
+        "/admin/teams/apikey/",
+        {"action": "revoke", "_selected_action": [str(key.pk)]},
+    )
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    result = put_release(
+        client, world.team.id, world.release.id, key=world.key, data=update_data(world.release)
+    )
+    assert result.status_code == 401
+
+
+def test_license_key_is_shown_once_and_stored_as_a_digest(staff, world):
+    response = staff.post("/admin/teams/license/add/", {"team": world.team.pk}, follow=True)
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    plain = next(m for m in shown if "Copy its key now" in m).rsplit(" ", 1)[-1]
+    license = world.team.licenses.order_by("-created_at").first()
+    assert license.matches(plain)
+    assert plain not in (license.key_digest, license.key_hint)
+
+
+def test_team_flags_and_limits_are_editable(staff, world):
+    response = staff.post(
+        f"/admin/teams/team/{world.team.pk}/change/",
+        {"name": "Renamed", "storage_limit_bytes": 5, "file_uploads_enabled": ""},
+    )
+    assert response.status_code == 302
+    world.team.refresh_from_db()
+    assert (world.team.name, world.team.storage_limit_bytes) == ("Renamed", 5)
+    assert world.team.file_uploads_enabled is False
+
+
+def test_audit_log_is_read_only(staff, world, client):
+    put_release(
+        client, world.team.id, world.release.id, key=world.key, data=update_data(world.release)
+    )
+    entry = AuditLog.objects.get()
+    assert staff.get("/admin/teams/auditlog/add/").status_code == 403
+    page = staff.get(f"/admin/teams/auditlog/{entry.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    staff.post(f"/admin/teams/auditlog/{entry.pk}/delete/", {"post": "yes"})
+    assert AuditLog.objects.filter(pk=entry.pk).exists()
+
+
+def test_releases_and_files_cannot_be_edited_in_the_admin(staff, release_with_file):
+    release, _ = release_with_file
+    staff.post(
+        f"/admin/releases/release/{release.pk}/change/", {"version": "9.9.9", "status": "DRAFT"}
+    )
+    release.refresh_from_db()
+    assert release.version == "1.0.0"
+    staff.post(f"/admin/releases/releasefile/{release.file.pk}/delete/", {"post": "yes"})
+    assert ReleaseFile.objects.filter(pk=release.file.pk).exists()
