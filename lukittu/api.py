@@ -11,6 +11,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
@@ -176,3 +177,21 @@ class JsonOnlyNegotiation(BaseContentNegotiation):
 
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     return json_error(not_found())
+
+
+def _api_or_default(error: ApiError, default: Any) -> Any:
+    """Django's error handlers: the envelope under /api/, Django's own pages elsewhere."""
+
+    def handler(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.path.startswith("/api/"):
+            return json_error(error)
+        return default(request, *args, **kwargs)
+
+    return handler
+
+
+bad_request = _api_or_default(ApiError(400, Code.BAD_REQUEST, "Bad request"), defaults.bad_request)
+permission_denied = _api_or_default(
+    ApiError(403, Code.FORBIDDEN, "Forbidden"), defaults.permission_denied
+)
+server_error = _api_or_default(internal_error(), defaults.server_error)

@@ -15,3 +15,7 @@ urlpatterns = [
     ),
     re_path(r"^api/", api_not_found),
 ]
+
+handler400 = "lukittu.api.bad_request"
+handler403 = "lukittu.api.permission_denied"
+handler500 = "lukittu.api.server_error"

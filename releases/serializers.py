@@ -13,6 +13,7 @@ from releases.models import Release, ReleaseStatus
 
 MAX_METADATA = 20
 MAX_LICENSES = 30
+MAX_LICENSE_ENTRIES = 1000
 NO_WHITESPACE = re.compile(r"^\S+$")
 
 
@@ -111,6 +112,9 @@ class LicenseIdsField(serializers.ListField):
     default_error_messages = {"too_many": f"At most {MAX_LICENSES} distinct license ids."}
 
     def to_internal_value(self, data: Any) -> list[uuid.UUID]:
+        # Repeats are allowed, but not without bound: hostile input is refused before any work.
+        if isinstance(data, list) and len(data) > MAX_LICENSE_ENTRIES:
+            self.fail("too_many")
         ids = list(dict.fromkeys(super().to_internal_value(data)))
         if len(ids) > MAX_LICENSES:
             self.fail("too_many")

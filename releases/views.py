@@ -139,6 +139,8 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
             )
         if len(files) > 1:
             raise ApiError(400, Code.BAD_REQUEST, "Send at most one file")
+        if "file" in request.POST:
+            raise ApiError(400, Code.BAD_REQUEST, "The file field must be a file upload")
         release = release_update(
             actor=actor_for(request),
             release_id=self.release_id,
