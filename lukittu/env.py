@@ -54,14 +54,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_rate(name: str, default: str) -> str:
-    """A DRF-style rate such as ``1000/minute``."""
+    """A DRF-style rate such as ``1000/minute``, normalised (``10 / Hour`` becomes ``10/hour``)
+    because DRF's own parser accepts neither spaces nor capitals."""
     value = _raw(name) or default
     match = _RATE.match(value)
     if not match or int(match.group(1)) < 1:
         raise ImproperlyConfigured(
             f"{name} must look like '1000/minute' (per second, minute, hour or day), got {value!r}"
         )
-    return value
+    return f"{int(match.group(1))}/{match.group(2).lower()}"
 
 
 def env_url(name: str, schemes: tuple[str, ...]) -> str | None:

@@ -170,3 +170,21 @@ class ReleaseFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class StaleObject(models.Model):
+    """A stored object that should be gone but could not be deleted when it was replaced or
+    abandoned. ``manage.py reconcile_storage`` retries the delete."""
+
+    key = models.CharField(max_length=512, unique=True)
+    reason = models.CharField(max_length=255)
+    attempts = models.PositiveIntegerField(default=1)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.key

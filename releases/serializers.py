@@ -14,7 +14,7 @@ from releases.models import Release, ReleaseStatus
 MAX_METADATA = 20
 MAX_LICENSES = 30
 MAX_LICENSE_ENTRIES = 1000
-NO_WHITESPACE = re.compile(r"^\S+$")
+NO_WHITESPACE = re.compile(r"^\S+\Z")  # \Z: "$" would let a trailing newline through
 
 
 class StrictCharField(serializers.CharField):

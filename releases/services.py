@@ -255,8 +255,15 @@ def release_update(
                 key = release_file_key(
                     team_id=team.pk, release_id=release.pk, file_id=file_id, extension=extension
                 )
-                store_object(key=key, content=upload, extension=extension)
                 new_key = key
+                store_object(
+                    key=key,
+                    content=upload,
+                    extension=extension,
+                    size=upload.size,
+                    md5=upload.md5,
+                    sha256=upload.sha256,
+                )
                 file_fields = {
                     "id": file_id,
                     "key": key,
@@ -319,9 +326,11 @@ def release_update(
                 result=release_payload(release),
             )
             if replaced_key is not None:
-                transaction.on_commit(lambda: delete_object_quietly(replaced_key))
+                transaction.on_commit(
+                    lambda: delete_object_quietly(replaced_key, reason="replaced")
+                )
     except BaseException:
         if new_key is not None:
-            delete_object_quietly(new_key)
+            delete_object_quietly(new_key, reason="update failed")
         raise
     return release

@@ -1,12 +1,20 @@
 """Fixtures: a team with an API key and a release world, and an outsider team with its own."""
 
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from lukittu.storage_settings import s3_storage
 from releases.models import Branch, Product, Release, ReleaseStatus
 from teams.models import License, Team
 from teams.services import api_key_create, license_create, team_create
@@ -61,3 +69,81 @@ def outsider(db: None) -> World:
 @pytest.fixture
 def client() -> Client:
     return Client()
+
+
+# --- A real S3-compatible server ------------------------------------------------------------
+
+
+@dataclass
+class S3:
+    endpoint: str
+    bucket: str
+    client: object  # a boto3 S3 client for inspecting what the service stored
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 30) -> bool:
+    for _ in range(int(seconds * 10)):
+        if process.poll() is not None:
+            return False
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1, started for this test session."""
+    binary = Path(sys.executable).with_name("moto_server")
+    if not binary.exists():
+        pytest.skip("S3 test server not installed (pip install 'moto[server]')")
+    port = free_port()
+    process = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_for_port(port, process):
+            pytest.skip("the S3 test server (moto_server) could not be started")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, settings: pytest.FixtureRequest) -> S3:
+    """The service's default storage switched to a fresh bucket on the S3 test server."""
+    bucket = f"releases-{uuid.uuid4().hex[:16]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id=S3_CREDENTIALS["access_key"],
+        aws_secret_access_key=S3_CREDENTIALS["secret_key"],
+        region_name=S3_CREDENTIALS["region_name"],
+    )
+    client.create_bucket(Bucket=bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage(bucket_name=bucket, endpoint_url=s3_endpoint, **S3_CREDENTIALS),
+    }
+    return S3(s3_endpoint, bucket, client)
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on local files and once on the S3 test server."""
+    if request.param == "s3":
+        request.getfixturevalue("s3")
+    return request.param

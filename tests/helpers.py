@@ -1,14 +1,21 @@
 """Builders shared by the tests: request bodies, multipart PUTs, JAR archives."""
 
+import hashlib
 import io
 import json
+import uuid
 import zipfile
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
-from releases.models import Release
+from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
+from releases.storage import release_file_key, release_storage
+from teams.models import AuditLog
 
 
 def release_url(team_id: Any, release_id: Any) -> str:
@@ -92,3 +99,73 @@ def result_of(response: Any) -> dict[str, Any]:
     result = dict(body["result"])
     assert result.pop("timestamp").endswith("Z")
     return result
+
+
+def stored_objects() -> list[str]:
+    """Every object in the (file system) release storage, as sorted relative paths."""
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def team_state(team: Any) -> dict[str, Any]:
+    """Everything an update may touch for ``team``: release rows, metadata, license links, file
+    rows, audit entries and stored objects. Compare before and after a failed request."""
+    return {
+        "releases": list(Release.objects.filter(team=team).order_by("pk").values()),
+        "metadata": list(
+            ReleaseMetadata.objects.filter(release__team=team)
+            .order_by("release_id", "position", "id")
+            .values("release_id", "position", "key", "value", "locked")
+        ),
+        "licenses": sorted(
+            ReleaseLicense.objects.filter(release__team=team).values_list(
+                "release_id", "license_id"
+            )
+        ),
+        "files": list(ReleaseFile.objects.filter(team=team).order_by("pk").values()),
+        "audit": AuditLog.objects.filter(team=team).count(),
+        "stored": stored_objects(),
+    }
+
+
+def assert_error(
+    response: Any, status: int, details: str, code: str = "BAD_REQUEST", data: Any = None
+) -> None:
+    """``response`` is exactly the error envelope (timestamp aside)."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json", response["Content-Type"]
+    assert response.json()["data"] == data
+    assert result_of(response) == error(details, code)
+
+
+def attach_file(
+    release: Release,
+    name: str = "old-build.zip",
+    content: bytes = b"the old file's bytes",
+    main_class_name: str | None = None,
+) -> ReleaseFile:
+    """Give ``release`` a stored file, as an earlier upload would have: object and row."""
+    file_id = uuid.uuid4()
+    key = release_file_key(
+        team_id=release.team_id,
+        release_id=release.pk,
+        file_id=file_id,
+        extension=name.rsplit(".", 1)[-1].lower(),
+    )
+    assert release_storage().save(key, ContentFile(content)) == key
+    return ReleaseFile.objects.create(
+        id=file_id,
+        team_id=release.team_id,
+        release=release,
+        key=key,
+        size=len(content),
+        name=name,
+        checksum=hashlib.md5(content).hexdigest(),
+        sha256=hashlib.sha256(content).hexdigest(),
+        main_class_name=main_class_name,
+    )
+
+
+def read_object(key: str) -> bytes:
+    with release_storage().open(key, "rb") as handle:
+        return handle.read()

@@ -1,0 +1,268 @@
+"""The operator commands: create_team, create_api_key and seed_demo."""
+
+import hashlib
+import io
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from releases.models import Branch, Product, Release, ReleaseFile, ReleaseStatus
+from teams.models import ApiKey, License, Team
+from teams.services import team_create
+from tests.helpers import put_release, update_data
+
+MIB = 1024 * 1024
+
+
+def run(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def release_of(team):
+    product = Product.objects.create(team=team, name="Keyed App")
+    return Release.objects.create(team=team, product=product, version="1.0.0")
+
+
+# --- create_team ---------------------------------------------------------------------------
+
+
+def test_create_team_prints_its_id(db):
+    output = run("create_team", "Acme")
+
+    team_id = uuid.UUID(output.strip())
+    team = Team.objects.get(pk=team_id)
+    assert team.name == "Acme"
+    assert team.file_uploads_enabled is False
+    assert team.storage_limit_bytes == 100 * MIB
+
+
+def test_create_team_stores_file_uploads_and_storage_limit(db):
+    output = run("create_team", "Acme", "--file-uploads", "--storage-limit-mb", "250", "--json")
+
+    printed = json.loads(output)
+    assert printed == {
+        "teamId": printed["teamId"],
+        "name": "Acme",
+        "fileUploads": True,
+        "storageLimitBytes": 250 * MIB,
+    }
+    team = Team.objects.get(pk=uuid.UUID(printed["teamId"]))
+    assert (team.name, team.file_uploads_enabled, team.storage_limit_bytes) == (
+        "Acme",
+        True,
+        250 * MIB,
+    )
+
+
+def test_create_team_refuses_a_negative_storage_limit(db):
+    with pytest.raises(CommandError, match="storage-limit-mb"):
+        run("create_team", "Acme", "--storage-limit-mb", "-1")
+    assert not Team.objects.exists()
+
+
+# --- create_api_key ------------------------------------------------------------------------
+
+
+def test_create_api_key_prints_a_key_that_authenticates(db, client):
+    team = team_create(name="Acme")
+    release = release_of(team)
+
+    plain = run("create_api_key", str(team.id)).strip()
+
+    response = put_release(
+        client, team.id, release.id, key=plain, data=update_data(release, version="1.0.1")
+    )
+    assert response.status_code == 200, response.json()
+    release.refresh_from_db()
+    assert release.version == "1.0.1"
+
+
+def test_create_api_key_stores_only_a_digest(db):
+    team = team_create(name="Acme")
+
+    plain = run("create_api_key", str(team.id), "--name", "ci").strip()
+
+    row = ApiKey.objects.filter(team=team).values().get()
+    assert row["digest"] == hashlib.sha256(plain.encode()).hexdigest()
+    assert plain.startswith(f"{ApiKey.PREFIX}{row['stem']}_")
+    secret = plain.rsplit("_", 1)[-1]
+    for column, value in row.items():
+        assert plain not in str(value), column
+        assert secret not in str(value), column
+    assert row["expires_at"] is None
+
+
+def test_create_api_key_expiry_and_json(db):
+    team = team_create(name="Acme")
+
+    printed = json.loads(run("create_api_key", str(team.id), "--expires-in-days", "7", "--json"))
+
+    key = ApiKey.objects.get(team=team)
+    assert printed == {
+        "id": str(key.id),
+        "teamId": str(team.id),
+        "apiKey": printed["apiKey"],
+        "prefix": key.prefix,
+        "expiresAt": printed["expiresAt"],
+    }
+    assert key.matches(printed["apiKey"])
+    assert abs(key.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=1)
+    assert printed["expiresAt"].endswith("Z")
+
+
+def test_create_api_key_for_an_unknown_team_fails(db):
+    with pytest.raises(CommandError, match="No team"):
+        run("create_api_key", str(uuid.uuid4()))
+    with pytest.raises(CommandError, match="UUID"):
+        run("create_api_key", "not-a-uuid")
+    assert not ApiKey.objects.exists()
+
+
+# --- seed_demo -----------------------------------------------------------------------------
+
+
+def seed(*args):
+    output = run("seed_demo", "--json", *args)
+    return json.loads(output)  # fails unless the output is exactly one JSON document
+
+
+def test_seed_demo_json_describes_the_demo_data(db):
+    summary = seed()
+
+    assert set(summary) == {"teamId", "apiKey", "products", "releases", "licenseIds"}
+    team = Team.objects.get(pk=summary["teamId"])
+    assert team.file_uploads_enabled is True
+    assert team.storage_limit_bytes == 100 * MIB
+
+    products = {product["name"]: product for product in summary["products"]}
+    assert set(products) == {"Demo App", "Other App"}
+    for name, product in products.items():
+        assert set(product) == {"id", "name", "branches"}
+        stored = Product.objects.get(pk=product["id"])
+        assert (stored.name, stored.team_id) == (name, team.id)
+        [branch] = product["branches"]
+        assert set(branch) == {"id", "name"} and branch["name"] == "beta"
+        assert Branch.objects.get(pk=branch["id"]).product_id == stored.id
+    demo_app = products["Demo App"]["id"]
+    beta = products["Demo App"]["branches"][0]["id"]
+
+    releases = {release["version"]: release for release in summary["releases"]}
+    assert releases == {
+        "1.0.0": {
+            "id": releases["1.0.0"]["id"],
+            "version": "1.0.0",
+            "status": "PUBLISHED",
+            "latest": True,
+            "productId": demo_app,
+            "branchId": None,
+            "hasFile": True,
+        },
+        "1.1.0": {
+            "id": releases["1.1.0"]["id"],
+            "version": "1.1.0",
+            "status": "DRAFT",
+            "latest": False,
+            "productId": demo_app,
+            "branchId": None,
+            "hasFile": False,
+        },
+        "2.0.0-beta": {
+            "id": releases["2.0.0-beta"]["id"],
+            "version": "2.0.0-beta",
+            "status": "PUBLISHED",
+            "latest": True,
+            "productId": demo_app,
+            "branchId": beta,
+            "hasFile": False,
+        },
+    }
+    for release in summary["releases"]:
+        stored = Release.objects.get(pk=release["id"], team=team)
+        assert (stored.version, stored.status, stored.latest) == (
+            release["version"],
+            release["status"],
+            release["latest"],
+        )
+        assert (str(stored.product_id), str(stored.branch_id) if stored.branch_id else None) == (
+            release["productId"],
+            release["branchId"],
+        )
+    assert Release.objects.filter(team=team).count() == 3
+
+    stored_file = ReleaseFile.objects.get(release_id=releases["1.0.0"]["id"])
+    assert stored_file.team_id == team.id
+    with default_storage.open(stored_file.key, "rb") as handle:
+        content = handle.read()
+    assert len(content) == stored_file.size > 0
+    assert hashlib.sha256(content).hexdigest() == stored_file.sha256
+
+    assert len(summary["licenseIds"]) == 3
+    assert set(summary["licenseIds"]) == {
+        str(pk) for pk in License.objects.filter(team=team).values_list("pk", flat=True)
+    }
+
+
+def test_seed_demo_makes_a_new_team_each_run(db):
+    first = seed()
+    second = seed()
+
+    assert first["teamId"] != second["teamId"]
+    assert first["apiKey"] != second["apiKey"]
+    assert Team.objects.count() == 2
+    assert ApiKey.objects.filter(team_id=first["teamId"]).count() == 1
+    assert ApiKey.objects.filter(team_id=second["teamId"]).count() == 1
+
+
+def test_seed_demo_options(db):
+    summary = seed("--no-file-uploads", "--storage-limit-mb", "5")
+
+    team = Team.objects.get(pk=summary["teamId"])
+    assert team.file_uploads_enabled is False
+    assert team.storage_limit_bytes == 5 * MIB
+    # The stored demo file is seeded by the operator, which needs no paid feature.
+    assert {r["version"]: r["hasFile"] for r in summary["releases"]}["1.0.0"] is True
+
+
+def test_seed_demo_key_works_against_the_api(db, client):
+    summary = seed()
+    draft = next(r for r in summary["releases"] if r["version"] == "1.1.0")
+    release = Release.objects.get(pk=draft["id"])
+
+    response = put_release(
+        client,
+        summary["teamId"],
+        draft["id"],
+        key=summary["apiKey"],
+        data=update_data(release, status="PUBLISHED", setAsLatest=True),
+    )
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["data"]["latest"] is True
+    release.refresh_from_db()
+    assert (release.status, release.latest) == (ReleaseStatus.PUBLISHED, True)
+    previous = next(r for r in summary["releases"] if r["version"] == "1.0.0")
+    assert Release.objects.get(pk=previous["id"]).latest is False
+
+
+def test_seed_demo_readable_output_shows_the_key_and_a_curl_command(db):
+    output = run("seed_demo")
+
+    team = Team.objects.get()
+    [key] = ApiKey.objects.filter(team=team)
+    plain = next(word for word in output.split() if word.startswith(ApiKey.PREFIX))
+    assert key.matches(plain)
+    assert str(team.id) in output
+    curl = [line for line in output.splitlines() if "curl " in line]
+    assert len(curl) == 1
+    assert "-X PUT" in curl[0] and f"/api/v1/dev/teams/{team.id}/releases/" in curl[0]
+    assert f"Authorization: Bearer {plain}" in output
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(output)

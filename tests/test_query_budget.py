@@ -1,0 +1,181 @@
+"""The update's SQL budget: a full update costs at most 12 statements, however many metadata
+entries and licenses it carries.
+
+What is counted: every statement the request sends, captured with ``CaptureQueriesContext``,
+except transaction control (BEGIN, SAVEPOINT, RELEASE SAVEPOINT, ROLLBACK TO SAVEPOINT,
+COMMIT), whose number depends on the backend and on the test's own wrapping transaction.
+
+The key's ``last_used_at`` is made fresh before measuring, so the once-a-minute touch is not
+counted; a separate test shows a stale key costs exactly one more statement, that touch.
+
+"Full" cannot mean everything at once: the contract refuses licenseIds together with
+setAsLatest true (400). So two full updates are measured, both on a release that already has a
+file, metadata and licenses: (i) a file, 20 metadata, 30 licenses, setAsLatest false; and
+(ii) a file, 20 metadata, no licenses, setAsLatest true (which also demotes the previous latest).
+"""
+
+import re
+from datetime import timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from teams.models import ApiKey
+from teams.services import license_create
+from tests.helpers import put_release, update_data
+
+BUDGET = 12
+TRANSACTION_CONTROL = re.compile(
+    r"^\s*(BEGIN|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|COMMIT)\b", re.IGNORECASE
+)
+
+
+def counted(queries):
+    return [query["sql"] for query in queries if not TRANSACTION_CONTROL.match(query["sql"])]
+
+
+def touches_key(sql):
+    return sql.lstrip().upper().startswith("UPDATE") and "teams_apikey" in sql
+
+
+def metadata(count):
+    return [{"key": f"key-{index}", "value": f"value {index}"} for index in range(count)]
+
+
+def give_history(client, world, licenses):
+    """The release gets a file, metadata and licenses (and is not latest), as a real update."""
+    response = put_release(
+        client,
+        world.team.id,
+        world.release.id,
+        key=world.key,
+        data=update_data(
+            world.release,
+            status="DRAFT",
+            metadata=metadata(3),
+            licenseIds=[str(license.id) for license in licenses[:2]],
+        ),
+        file=("previous.bin", b"previous build"),
+    )
+    assert response.status_code == 200, response.json()
+
+
+def measure(client, world, licenses, *, metadata_count, license_count, set_as_latest, fresh=True):
+    """Statements sent by one full update (see the module docstring for what is counted)."""
+    give_history(client, world, licenses)
+    last_used = timezone.now() if fresh else timezone.now() - timedelta(minutes=5)
+    ApiKey.objects.filter(team=world.team).update(last_used_at=last_used)
+    data = update_data(
+        world.release,
+        version="1.2.3",
+        status="PUBLISHED",
+        setAsLatest=set_as_latest,
+        keepExistingFile=False,
+        metadata=metadata(metadata_count),
+        licenseIds=[str(license.id) for license in licenses[:license_count]],
+    )
+    with CaptureQueriesContext(connection) as queries:
+        response = put_release(
+            client,
+            world.team.id,
+            world.release.id,
+            key=world.key,
+            data=data,
+            file=("build.bin", b"new build"),
+        )
+    assert response.status_code == 200, response.json()
+    body = response.json()["data"]
+    assert len(body["metadata"]) == metadata_count
+    assert len(body["licenseIds"]) == license_count
+    assert body["latest"] is set_as_latest
+    assert body["file"]["name"] == "build.bin"
+    statements = counted(queries.captured_queries)
+    print(
+        f"\n{len(statements)} statements: {metadata_count} metadata, {license_count} licenses, "
+        f"setAsLatest {set_as_latest}, {'fresh' if fresh else 'stale'} key"
+    )
+    return statements
+
+
+def team_licenses(world):
+    return [license_create(team=world.team)[0] for _ in range(30)]
+
+
+def test_full_update_with_licenses_fits_the_budget(client, world):
+    licenses = team_licenses(world)
+
+    statements = measure(
+        client, world, licenses, metadata_count=20, license_count=30, set_as_latest=False
+    )
+
+    assert len(statements) <= BUDGET, "\n".join(statements)
+
+
+def test_full_update_setting_latest_fits_the_budget(client, world):
+    licenses = team_licenses(world)
+
+    statements = measure(
+        client, world, licenses, metadata_count=20, license_count=0, set_as_latest=True
+    )
+
+    assert len(statements) <= BUDGET, "\n".join(statements)
+    world.other_release.refresh_from_db()
+    assert world.other_release.latest is False
+
+
+def test_statement_count_does_not_grow_with_metadata_or_licenses(client, world):
+    licenses = team_licenses(world)
+
+    counts = {
+        (metadata_count, license_count): len(
+            measure(
+                client,
+                world,
+                licenses,
+                metadata_count=metadata_count,
+                license_count=license_count,
+                set_as_latest=False,
+            )
+        )
+        for metadata_count, license_count in ((1, 1), (20, 1), (1, 30), (20, 30))
+    }
+    latest_counts = {
+        metadata_count: len(
+            measure(
+                client,
+                world,
+                licenses,
+                metadata_count=metadata_count,
+                license_count=0,
+                set_as_latest=True,
+            )
+        )
+        for metadata_count in (1, 20)
+    }
+
+    assert len(set(counts.values())) == 1, counts
+    assert len(set(latest_counts.values())) == 1, latest_counts
+
+
+def test_a_stale_key_costs_exactly_one_more_statement_the_touch(client, world):
+    licenses = team_licenses(world)
+
+    fresh = measure(
+        client, world, licenses, metadata_count=20, license_count=30, set_as_latest=False
+    )
+    stale = measure(
+        client,
+        world,
+        licenses,
+        metadata_count=20,
+        license_count=30,
+        set_as_latest=False,
+        fresh=False,
+    )
+
+    assert len(stale) == len(fresh) + 1, "\n".join(stale)
+    assert len([sql for sql in stale if touches_key(sql)]) == 1
+    assert not any(touches_key(sql) for sql in fresh)
+    key = ApiKey.objects.get(team=world.team)
+    assert timezone.now() - key.last_used_at < timedelta(minutes=1)
