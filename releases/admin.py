@@ -14,7 +14,15 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from releases.models import Branch, Product, Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
+from releases.models import (
+    Branch,
+    Product,
+    Release,
+    ReleaseFile,
+    ReleaseLicense,
+    ReleaseMetadata,
+    StaleObject,
+)
 from releases.storage import STORAGE_ERRORS, release_storage
 
 DOWNLOAD_LINK_SECONDS = 300
@@ -211,4 +219,20 @@ class ReleaseFileAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(StaleObject)
+class StaleObjectAdmin(admin.ModelAdmin):
+    """Objects whose delete failed; ``manage.py reconcile_storage`` retries them."""
+
+    list_display = ("key", "reason", "attempts", "created_at", "updated_at")
+    list_filter = ("reason",)
+    search_fields = ("key",)
+    readonly_fields = ("key", "reason", "attempts", "last_error", "created_at", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
