@@ -8,6 +8,7 @@ parses it, and only the three small descriptor files are ever decompressed, at m
 import re
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 MAX_ENTRIES = 100_000
@@ -17,6 +18,7 @@ _CLASS_NAME = re.compile(r"[\w$.]{1,512}")
 _EOCD = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _ZIP64_EOCD = b"PK\x06\x06"
+_CENTRAL_RECORD = b"PK\x01\x02"
 
 
 class InvalidJar(Exception):
@@ -24,7 +26,9 @@ class InvalidJar(Exception):
 
 
 def _entry_count(path: Path) -> int:
-    """Entries announced by the end-of-central-directory record (ZIP64 included)."""
+    """Entries announced by the end-of-central-directory record (ZIP64 included), or, when
+    more, the records the central directory really holds: zipfile parses every record there
+    whatever the count says, and the count is the archive's own (possibly lying) claim."""
     with path.open("rb") as handle:
         handle.seek(0, 2)
         size = handle.tell()
@@ -34,7 +38,8 @@ def _entry_count(path: Path) -> int:
         at = tail.rfind(_EOCD)
         if at < 0 or len(tail) - at < 22:
             raise InvalidJar
-        entries = struct.unpack_from("<H", tail, at + 10)[0]
+        entries, directory_size = struct.unpack_from("<HI", tail, at + 10)
+        directory_end = size - tail_length + at
         locator_at = at - 20
         if locator_at >= 0 and tail[locator_at : locator_at + 4] == _ZIP64_LOCATOR:
             zip64_offset = struct.unpack_from("<Q", tail, locator_at + 8)[0]
@@ -44,8 +49,14 @@ def _entry_count(path: Path) -> int:
             record = handle.read(56)
             if record[:4] != _ZIP64_EOCD:
                 raise InvalidJar
-            entries = struct.unpack_from("<Q", record, 32)[0]
-        return entries
+            entries, directory_size = struct.unpack_from("<QQ", record, 32)
+            directory_end -= 76  # zipfile expects the ZIP64 record and locator there
+        # Where zipfile will read the directory from. Every record starts with a signature, so
+        # counting signatures can only overcount (and only for a crafted archive).
+        directory_start = max(0, directory_end - directory_size)
+        handle.seek(directory_start)
+        records = handle.read(max(0, directory_end - directory_start)).count(_CENTRAL_RECORD)
+        return max(entries, records)
 
 
 def _read_text(archive: zipfile.ZipFile, name: str) -> str | None:
@@ -116,6 +127,7 @@ def find_main_class(path: str | Path) -> str | None:
         NotImplementedError,
         RuntimeError,
         struct.error,
+        zlib.error,
     ):
         raise InvalidJar from None
     return None
