@@ -5,16 +5,14 @@ import io
 import json
 import uuid
 import zipfile
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
-from releases.storage import release_file_key, release_storage
+from releases.storage import list_objects, release_file_key, release_storage
 from teams.models import AuditLog
 
 
@@ -102,9 +100,8 @@ def result_of(response: Any) -> dict[str, Any]:
 
 
 def stored_objects() -> list[str]:
-    """Every object in the (file system) release storage, as sorted relative paths."""
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Every object in the release storage (local files or the S3 bucket), sorted keys."""
+    return sorted(item.key for item in list_objects(prefix=""))
 
 
 def team_state(team: Any) -> dict[str, Any]:

@@ -18,6 +18,10 @@ KB = 1024
 MB = 1024 * KB
 
 
+# Every test here runs on local files and on the S3 test server.
+pytestmark = pytest.mark.usefixtures("backend")
+
+
 def set_limit(world, limit):
     Team.objects.filter(pk=world.team.pk).update(storage_limit_bytes=limit)
 

@@ -27,6 +27,10 @@ from tests.helpers import (
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
+# Every test here runs on local files and on the S3 test server.
+pytestmark = pytest.mark.usefixtures("backend")
+
+
 def file_json(row):
     return {
         "id": str(row.id),
