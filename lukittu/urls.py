@@ -4,10 +4,15 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from lukittu.api import api_not_found
-from releases.views import ReleaseDetailView
+from releases.views import ReleaseDetailView, ReleaseListView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path(
+        "api/v1/dev/teams/<str:team_id>/releases",
+        ReleaseListView.as_view(),
+        name="release-list",
+    ),
     path(
         "api/v1/dev/teams/<str:team_id>/releases/<str:release_id>",
         ReleaseDetailView.as_view(),

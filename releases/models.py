@@ -6,7 +6,9 @@ since SQL treats NULLs as distinct, each rule is two partial unique indexes (one
 one for no branch), which SQLite and PostgreSQL both enforce.
 """
 
+import re
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -55,6 +57,21 @@ class ReleaseStatus(models.TextChoices):
     ARCHIVED = "ARCHIVED"
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def version_sort_key(version: str) -> str:
+    """A key whose plain (binary) order is the version's natural order: each run of digits
+    compares as a number (1.10.0 after 1.9.0), by prefixing it with its length."""
+    parts = []
+    for index, part in enumerate(_DIGITS.split(version.lower())):
+        if index % 2:
+            digits = part.lstrip("0") or "0"
+            part = f"{len(digits):03d}{digits}"
+        parts.append(part)
+    return "".join(parts)
+
+
 VERSION_CONFLICT_CONSTRAINTS = ("release_unique_version_on_branch", "release_unique_version_main")
 
 
@@ -66,6 +83,7 @@ class Release(models.Model):
         Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="releases"
     )
     version = models.CharField(max_length=255)
+    version_sort_key = models.CharField(max_length=1024, editable=False, default="")
     status = models.CharField(
         max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.DRAFT
     )
@@ -78,7 +96,10 @@ class Release(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["team", "product"], name="release_team_product")]
+        indexes = [
+            models.Index(fields=["team", "product"], name="release_team_product"),
+            models.Index(fields=["product", "version_sort_key"], name="release_product_version"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["product", "branch", "version"],
@@ -108,6 +129,13 @@ class Release(models.Model):
 
     def __str__(self) -> str:
         return self.version
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.version_sort_key = version_sort_key(self.version)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "version" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "version_sort_key"}
+        super().save(*args, **kwargs)
 
     @property
     def current_file(self) -> "ReleaseFile | None":

@@ -139,6 +139,36 @@ class ReleaseUpdateSerializer(ClosedSerializer):
         return value
 
 
+class ReleaseCreateSerializer(ReleaseUpdateSerializer):
+    """Create takes the update's fields, with the lists, the branch and ``setAsLatest``
+    optional, and no ``keepExistingFile`` (there is no file to keep)."""
+
+    setAsLatest = StrictBooleanField(required=False, default=False)
+    keepExistingFile = None
+    branchId = StrictUUIDField(allow_null=True, required=False, default=None)
+    metadata = MetadataListSerializer(
+        child=MetadataItemSerializer(), max_length=MAX_METADATA, required=False, default=list
+    )
+    licenseIds = LicenseIdsField(required=False, default=list)
+
+
+PAGE_SIZES = (10, 25, 50, 100)
+SORT_COLUMNS = ("version", "createdAt", "updatedAt", "latest")
+MAX_PAGE = 100_000
+
+
+class ReleaseListQuerySerializer(serializers.Serializer):
+    """The list's query parameters. A bad value is an error, never silently ignored."""
+
+    productId = StrictUUIDField(required=False)
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    pageSize = serializers.ChoiceField(choices=PAGE_SIZES, default=25)
+    sortColumn = serializers.ChoiceField(choices=SORT_COLUMNS, default="createdAt")
+    sortDirection = serializers.ChoiceField(choices=("asc", "desc"), default="desc")
+    search = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=ReleaseStatus.values, required=False)
+
+
 def error_list(detail: Any, path: list[str | int] | None = None) -> list[dict[str, Any]]:
     """DRF's nested errors as ``[{"message", "path"}]``, one entry per problem."""
     path = path or []

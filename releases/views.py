@@ -13,9 +13,23 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from lukittu.api import ApiError, Code, success
-from releases.serializers import ReleaseUpdateSerializer, error_list, release_payload
-from releases.services import Actor, ReleaseChanges, file_too_large, release_update
-from releases.uploads import HashingUploadHandler
+from releases.selectors import release_get, release_list
+from releases.serializers import (
+    ReleaseCreateSerializer,
+    ReleaseListQuerySerializer,
+    ReleaseUpdateSerializer,
+    error_list,
+    release_payload,
+)
+from releases.services import (
+    Actor,
+    ReleaseChanges,
+    file_too_large,
+    release_create,
+    release_delete,
+    release_update,
+)
+from releases.uploads import HashingUploadHandler, ReleaseUpload
 from teams.models import ApiKey
 
 MEGABYTE = 1024 * 1024
@@ -95,7 +109,7 @@ class MultipartUploadMixin:
     """Refuses what is not multipart (415) and bodies over the file limit plus 1 MiB for the
     other fields (413, before the body is read), then streams the file part to disk."""
 
-    upload_methods = ("PUT", "POST")
+    upload_methods: tuple[str, ...] = ()
 
     def check_upload(self, request: Request) -> None:
         if request.method not in self.upload_methods:
@@ -113,40 +127,123 @@ class MultipartUploadMixin:
         request._request.upload_handlers = [HashingUploadHandler(request, max_bytes=limit)]
 
 
-class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
+def parse_release_request(
+    request: Request, serializer_class: type[ReleaseUpdateSerializer]
+) -> tuple[dict[str, Any], ReleaseChanges, ReleaseUpload | None]:
+    """The multipart body of a create or update: the raw ``data`` object, its validated
+    changes, and the uploaded file if one was sent. Errors in the contract's order."""
+    raw = request.POST.getlist("data")
+    files = request.FILES.getlist("file")
+    if not raw:
+        raise ApiError(400, Code.BAD_REQUEST, "Missing data field")
+    if len(raw) > 1:
+        raise ApiError(400, Code.BAD_REQUEST, "Send the data field once")
+    data = parse_data_field(raw[0])
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise ApiError(
+            400,
+            Code.BAD_REQUEST,
+            "Invalid request body",
+            data={"errors": error_list(serializer.errors)},
+        )
+    if len(files) > 1:
+        raise ApiError(400, Code.BAD_REQUEST, "Send at most one file")
+    if "file" in request.POST:
+        raise ApiError(400, Code.BAD_REQUEST, "The file field must be a file upload")
+    return (
+        data,
+        ReleaseChanges.from_validated(serializer.validated_data),
+        files[0] if files else None,
+    )
+
+
+def parse_query(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    repeated = sorted(
+        name for name in ReleaseListQuerySerializer().fields if len(params.getlist(name)) > 1
+    )
+    serializer = ReleaseListQuerySerializer(data={name: params[name] for name in params})
+    errors = [] if serializer.is_valid() else error_list(serializer.errors)
+    errors += [{"message": "Give this parameter once.", "path": [name]} for name in repeated]
+    if errors:
+        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
+        raise ApiError(
+            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
+        )
+    return serializer.validated_data
+
+
+class ReleaseListView(MultipartUploadMixin, TeamApiView):
+    """``/teams/{teamId}/releases``: list (GET) and create (POST)."""
+
     parser_classes = [MultiPartParser]
+    upload_methods = ("POST",)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.check_upload(request)
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        query = parse_query(request)
+        page = release_list(
+            team=request.auth.team,
+            product_id=query.get("productId"),
+            status=query.get("status"),
+            search=query.get("search", "").strip(),
+            sort_column=query["sortColumn"],
+            sort_direction=query["sortDirection"],
+            page=query["page"],
+            page_size=query["pageSize"],
+        )
+        return success(
+            {
+                "releases": [release_payload(release) for release in page.releases],
+                "hasNextPage": page.has_next_page,
+                "totalResults": page.total,
+            },
+            details="Releases found",
+        )
+
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        data, changes, upload = parse_release_request(request, ReleaseCreateSerializer)
+        release = release_create(
+            actor=actor_for(request),
+            changes=changes,
+            upload=upload,
+            max_file_bytes=max_file_bytes(),
+            request_data=data,
+        )
+        return success(release_payload(release), details="Release created", status=201)
+
+
+class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
+    """``/teams/{teamId}/releases/{releaseId}``: get, update (PUT) and delete."""
+
+    parser_classes = [MultiPartParser]
+    upload_methods = ("PUT",)
     path_ids = ("team_id", "release_id")
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.check_upload(request)
 
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        release = release_get(team=request.auth.team, release_id=self.release_id)
+        return success(release_payload(release), details="Release found")
+
     def put(self, request: Request, **kwargs: Any) -> Response:
-        raw = request.POST.getlist("data")
-        files = request.FILES.getlist("file")
-        if not raw:
-            raise ApiError(400, Code.BAD_REQUEST, "Missing data field")
-        if len(raw) > 1:
-            raise ApiError(400, Code.BAD_REQUEST, "Send the data field once")
-        data = parse_data_field(raw[0])
-        serializer = ReleaseUpdateSerializer(data=data)
-        if not serializer.is_valid():
-            raise ApiError(
-                400,
-                Code.BAD_REQUEST,
-                "Invalid request body",
-                data={"errors": error_list(serializer.errors)},
-            )
-        if len(files) > 1:
-            raise ApiError(400, Code.BAD_REQUEST, "Send at most one file")
-        if "file" in request.POST:
-            raise ApiError(400, Code.BAD_REQUEST, "The file field must be a file upload")
+        data, changes, upload = parse_release_request(request, ReleaseUpdateSerializer)
         release = release_update(
             actor=actor_for(request),
             release_id=self.release_id,
-            changes=ReleaseChanges.from_validated(serializer.validated_data),
-            upload=files[0] if files else None,
+            changes=changes,
+            upload=upload,
             max_file_bytes=max_file_bytes(),
             request_data=data,
         )
         return success(release_payload(release), details="Release updated")
+
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        deleted = release_delete(actor=actor_for(request), release_id=self.release_id)
+        return success(deleted, details="Release deleted")

@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 DEFAULT_STORAGE_LIMIT_MB = 100
+DEFAULT_MAX_RELEASES_PER_PRODUCT = 100
 MEGABYTE = 1024 * 1024
 
 
@@ -23,6 +24,10 @@ class Team(models.Model):
     storage_limit_bytes = models.BigIntegerField(
         default=DEFAULT_STORAGE_LIMIT_MB * MEGABYTE,
         help_text="Total bytes of release files the team may store.",
+    )
+    max_releases_per_product = models.PositiveIntegerField(
+        default=DEFAULT_MAX_RELEASES_PER_PRODUCT,
+        help_text="How many releases each of the team's products may have.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,6 +7,7 @@ barrier releases all requests at once."""
 import threading
 
 from django.db import connection
+from django.db.models import Value
 from django.test import Client
 
 from releases import services
@@ -173,15 +174,12 @@ def test_eight_simultaneous_updates_of_one_team_all_succeed(transactional_db, wo
 def test_a_clash_the_early_check_misses_is_still_a_409(monkeypatch, transactional_db, world):
     # If two writers ever got past the version check together (no team lock), the unique index
     # would stop the second; that must still be the 409, with nothing changed.
-    load_release = services._load_release
+    rule_annotations = services._rule_annotations
 
-    def load_without_version_check(**kwargs):
-        release = load_release(**kwargs)
-        if release is not None:
-            release.version_taken = False
-        return release
+    def without_version_check(**kwargs):
+        return {**rule_annotations(**kwargs), "version_taken": Value(False)}
 
-    monkeypatch.setattr(services, "_load_release", load_without_version_check)
+    monkeypatch.setattr(services, "_rule_annotations", without_version_check)
 
     response = put_release(
         Client(),

@@ -56,7 +56,7 @@ class UnreadBody:
         "/api/nothing-here",
         "/api/v1/dev/teams",
         "/api/v2/dev/teams/{team}/releases/{release}",
-        "/api/v1/dev/teams/{team}/releases",
+        "/api/v1/dev/teams/{team}/products",
         "/api/v1/dev/teams/{team}/releases/{release}/",
         "/api/v1/dev/teams/{team}/releases/{release}/file",
     ],
@@ -93,7 +93,7 @@ def test_trailing_slash_is_not_redirected(client, world):
 # --- Wrong methods --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["get", "post", "delete", "patch", "options"])
+@pytest.mark.parametrize("method", ["post", "patch", "options"])
 def test_wrong_method_on_the_release_url(client, world, method):
     before = team_state(world.team)
     body = encode_multipart(BOUNDARY, {"data": '{"version": "2.0.0"}'})
@@ -107,7 +107,20 @@ def test_wrong_method_on_the_release_url(client, world, method):
     )
 
     assert_error(response, 405, "Method not allowed")
-    assert response["Allow"] == "PUT"
+    assert response["Allow"] == "GET, PUT, DELETE, HEAD"
+    assert team_state(world.team) == before
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "options"])
+def test_wrong_method_on_the_release_list_url(client, world, method):
+    before = team_state(world.team)
+
+    response = client.generic(
+        method.upper(), f"/api/v1/dev/teams/{world.team.id}/releases", **auth(world)
+    )
+
+    assert_error(response, 405, "Method not allowed")
+    assert response["Allow"] == "GET, POST, HEAD"
     assert team_state(world.team) == before
 
 
@@ -278,7 +291,7 @@ def test_html_accept_header_still_gets_json(client, world):
     unauthenticated = put_release(
         client, world.team.id, world.release.id, key=None, data=update_data(world.release), **html
     )
-    wrong_method = client.get(release_url(world.team.id, world.release.id), **auth(world), **html)
+    wrong_method = client.patch(release_url(world.team.id, world.release.id), **auth(world), **html)
     updated = put_release(
         client,
         world.team.id,

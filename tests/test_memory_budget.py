@@ -7,64 +7,19 @@ warm-up request, so imports and first-use caches are not counted."""
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from django.db import connection
 
 from releases.models import ReleaseFile
 from tests.helpers import release_url, update_data
+from tests.live import live_server
 
 MIB = 1024 * 1024
 UPLOAD_BYTES = 10 * MIB
 GROWTH_LIMIT = 6 * MIB
-READY_TIMEOUT = 30
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def database_url():
-    """The test database as a DATABASE_URL for the server process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_for_port(port, process, log):
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"gunicorn did not listen on {port} within {READY_TIMEOUT}s:\n{log.read_text()}")
-
-
-def worker_pid(master):
-    deadline = time.monotonic() + READY_TIMEOUT
-    children_file = Path(f"/proc/{master}/task/{master}/children")
-    while time.monotonic() < deadline:
-        children = children_file.read_text().split()
-        if children:
-            return int(children[0])
-        time.sleep(0.1)
-    pytest.fail("gunicorn started no worker")
 
 
 def memory_kib(pid, field):
@@ -76,46 +31,9 @@ def memory_kib(pid, field):
 
 @pytest.fixture
 def server(transactional_db, tmp_path):
-    """The real service on a free port, against the test database; stopped at teardown."""
-    port = free_port()
-    media = tmp_path / "media"
-    media.mkdir(exist_ok=True)
-    log = tmp_path / "gunicorn.log"
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG"}
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="lukittu.settings",
-        SECRET_KEY="memory-budget-test-secret",
-        DATABASE_URL=database_url(),
-        MEDIA_ROOT=str(media),
-        LOG_LEVEL="WARNING",
-    )
-    if os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(gunicorn), "lukittu.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}"],
-            cwd=Path(__file__).resolve().parent.parent,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_port(port, process, log)
-        yield {"url": f"http://127.0.0.1:{port}", "master": process.pid, "media": media}
-    finally:
-        # Gunicorn stops its worker on SIGTERM, closing the worker's database connection before
-        # the test database is flushed and dropped.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    """The real service (one sync worker) on a free port, against the test database."""
+    with live_server(tmp_path, workers=1) as live:
+        yield live
 
 
 def write_multipart(path, data, file_name, content_path):
@@ -142,7 +60,7 @@ def upload(server, world, tmp_path, name, content_path):
     )
     with body_path.open("rb") as body:
         return requests.put(
-            server["url"] + release_url(world.team.id, world.release.id),
+            server.url + release_url(world.team.id, world.release.id),
             data=body,
             headers={"Authorization": f"Bearer {world.key}", "Content-Type": content_type},
             timeout=60,
@@ -150,7 +68,7 @@ def upload(server, world, tmp_path, name, content_path):
 
 
 def test_a_10_mib_upload_grows_the_worker_by_less_than_6_mib(server, world, tmp_path):
-    pid = worker_pid(server["master"])
+    [pid] = server.worker_pids()
     clear_refs = Path(f"/proc/{pid}/clear_refs")
     if not os.access(clear_refs, os.W_OK):
         pytest.skip(f"{clear_refs} is not writable, so the peak memory cannot be reset")
@@ -185,7 +103,7 @@ def test_a_10_mib_upload_grows_the_worker_by_less_than_6_mib(server, world, tmp_
     assert body["data"]["file"]["sha256"] == digest.hexdigest()
     stored = ReleaseFile.objects.get(release=world.release)
     assert (stored.size, stored.sha256) == (UPLOAD_BYTES, digest.hexdigest())
-    stored_path = server["media"] / stored.key
+    stored_path = server.media / stored.key
     with stored_path.open("rb") as handle:
         assert hashlib.file_digest(handle, "sha256").hexdigest() == digest.hexdigest()
     assert growth < GROWTH_LIMIT, f"peak memory grew by {growth / MIB:.2f} MiB"
