@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from lukittu.admin import ViewOnlyAdmin, ViewOnlyInline
 from releases.models import (
     Branch,
     Product,
@@ -26,17 +27,6 @@ from releases.models import (
 from releases.storage import STORAGE_ERRORS, release_storage
 
 DOWNLOAD_LINK_SECONDS = 300
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class BranchInline(admin.TabularInline):
@@ -65,13 +55,13 @@ class BranchAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "created_at", "updated_at")
 
 
-class MetadataInline(ReadOnlyInline):
+class MetadataInline(ViewOnlyInline):
     model = ReleaseMetadata
     fields = ("key", "value", "locked")
     readonly_fields = fields
 
 
-class LicenseLinkInline(ReadOnlyInline):
+class LicenseLinkInline(ViewOnlyInline):
     model = ReleaseLicense
     fields = ("license",)
     readonly_fields = fields
@@ -86,7 +76,7 @@ def download_link(file: ReleaseFile | None) -> str:
 
 
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(ViewOnlyAdmin):
     list_display = ("version", "product", "branch", "status", "latest", "file_size", "updated_at")
     list_filter = ("status", "latest", "product", "team")
     list_select_related = ("product", "branch", "file")
@@ -143,18 +133,9 @@ class ReleaseAdmin(admin.ModelAdmin):
     def file_download(self, release: Release) -> str:
         return download_link(release.current_file)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ReleaseFile)
-class ReleaseFileAdmin(admin.ModelAdmin):
+class ReleaseFileAdmin(ViewOnlyAdmin):
     list_display = ("name", "release", "team", "size", "created_at", "download")
     list_filter = ("team",)
     list_select_related = ("release", "team")
@@ -212,27 +193,12 @@ class ReleaseFileAdmin(admin.ModelAdmin):
             return HttpResponse("Storage unavailable", status=503)
         return HttpResponseRedirect(url)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(StaleObject)
-class StaleObjectAdmin(admin.ModelAdmin):
+class StaleObjectAdmin(ViewOnlyAdmin):
     """Objects whose delete failed; ``manage.py reconcile_storage`` retries them."""
 
     list_display = ("key", "reason", "attempts", "created_at", "updated_at")
     list_filter = ("reason",)
     search_fields = ("key",)
     readonly_fields = ("key", "reason", "attempts", "last_error", "created_at", "updated_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

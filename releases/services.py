@@ -7,6 +7,8 @@ committed state), while different teams never wait for each other.
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,9 +339,18 @@ def _after_commit_delete(key: str | None, reason: str) -> None:
         transaction.on_commit(lambda: delete_object_quietly(key, reason=reason))
 
 
-def _remove_written(written: list[str]) -> None:
-    for key in written:
-        delete_object_quietly(key, reason="write abandoned")
+@contextmanager
+def _team_write(team: Team) -> Iterator[tuple[Team, list[str]]]:
+    """One transaction holding the team's write lock. Objects the block writes to storage are
+    listed in the yielded list, and deleted if the block (or its commit) fails."""
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            yield Team.objects.select_for_update().get(pk=team.pk), written
+    except BaseException:
+        for key in written:
+            delete_object_quietly(key, reason="write abandoned")
+        raise
 
 
 def release_update(
@@ -356,40 +367,34 @@ def release_update(
     the newly stored object is removed; the replaced object is deleted only after commit."""
     _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            locked_team = Team.objects.select_for_update().get(pk=team.pk)
-            release = (
-                Release.objects.filter(team=team, pk=release_id)
-                .select_related("product", "branch", "file")
-                .annotate(
-                    **_rule_annotations(
-                        team=team, changes=changes, upload=upload, exclude=OuterRef("pk")
-                    )
+    with _team_write(team) as (locked_team, written):
+        release = (
+            Release.objects.filter(team=team, pk=release_id)
+            .select_related("product", "branch", "file")
+            .annotate(
+                **_rule_annotations(
+                    team=team, changes=changes, upload=upload, exclude=OuterRef("pk")
                 )
-                .first()
             )
-            if release is None:
-                raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
-            product = _resolve_product(team=team, release=release, product_id=changes.product_id)
-            branch = _resolve_branch(release=release, product=product, branch_id=changes.branch_id)
-            replaced_key = _apply_changes(
-                actor=actor,
-                locked_team=locked_team,
-                release=release,
-                facts=release,
-                product=product,
-                branch=branch,
-                changes=changes,
-                upload=upload,
-                written=written,
-                request_data=request_data,
-            )
-            _after_commit_delete(replaced_key, "replaced")
-    except BaseException:
-        _remove_written(written)
-        raise
+            .first()
+        )
+        if release is None:
+            raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
+        product = _resolve_product(team=team, release=release, product_id=changes.product_id)
+        branch = _resolve_branch(release=release, product=product, branch_id=changes.branch_id)
+        replaced_key = _apply_changes(
+            actor=actor,
+            locked_team=locked_team,
+            release=release,
+            facts=release,
+            product=product,
+            branch=branch,
+            changes=changes,
+            upload=upload,
+            written=written,
+            request_data=request_data,
+        )
+        _after_commit_delete(replaced_key, "replaced")
     return release
 
 
@@ -405,41 +410,35 @@ def release_create(
     fails), plus the team's per-product release limit."""
     _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            locked_team = Team.objects.select_for_update().get(pk=team.pk)
-            product = (
-                Product.objects.filter(team=team, pk=changes.product_id)
-                .annotate(
-                    release_count=Count("releases"),
-                    **_rule_annotations(team=team, changes=changes, upload=upload),
-                )
-                .first()
+    with _team_write(team) as (locked_team, written):
+        product = (
+            Product.objects.filter(team=team, pk=changes.product_id)
+            .annotate(
+                release_count=Count("releases"),
+                **_rule_annotations(team=team, changes=changes, upload=upload),
             )
-            if product is None:
-                raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
-            branch = None
-            if changes.branch_id is not None:
-                branch = Branch.objects.filter(product=product, pk=changes.branch_id).first()
-                if branch is None:
-                    raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
-            release = Release(team=team, product=product, branch=branch)
-            _apply_changes(
-                actor=actor,
-                locked_team=locked_team,
-                release=release,
-                facts=product,
-                product=product,
-                branch=branch,
-                changes=changes,
-                upload=upload,
-                written=written,
-                request_data=request_data,
-            )
-    except BaseException:
-        _remove_written(written)
-        raise
+            .first()
+        )
+        if product is None:
+            raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
+        branch = None
+        if changes.branch_id is not None:
+            branch = Branch.objects.filter(product=product, pk=changes.branch_id).first()
+            if branch is None:
+                raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
+        release = Release(team=team, product=product, branch=branch)
+        _apply_changes(
+            actor=actor,
+            locked_team=locked_team,
+            release=release,
+            facts=product,
+            product=product,
+            branch=branch,
+            changes=changes,
+            upload=upload,
+            written=written,
+            request_data=request_data,
+        )
     return release
 
 
@@ -448,8 +447,7 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
     deleted after commit. A deleted latest release leaves its product and branch without one.
     Returns the release as it was."""
     team = actor.team
-    with transaction.atomic():
-        Team.objects.select_for_update().get(pk=team.pk)
+    with _team_write(team):
         release = (
             Release.objects.filter(team=team, pk=release_id)
             .select_related("product", "branch", "file")

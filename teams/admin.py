@@ -8,6 +8,7 @@ from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from lukittu.admin import ViewOnlyAdmin
 from teams.models import MEGABYTE, ApiKey, AuditLog, License, Team
 from teams.services import api_key_create, api_key_revoke, license_create, team_soft_delete
 
@@ -159,7 +160,7 @@ def _pretty(value: Any) -> str:
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(ViewOnlyAdmin):
     list_display = ("created_at", "team", "actor", "action", "target_id", "ip_address")
     list_filter = ("action", "team")
     list_select_related = ("team",)
@@ -187,12 +188,3 @@ class AuditLogAdmin(admin.ModelAdmin):
     @admin.display(description="Result")
     def result_pretty(self, entry: AuditLog) -> str:
         return _pretty(entry.result)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
