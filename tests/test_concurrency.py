@@ -11,7 +11,8 @@ from django.db.models import Value
 from django.test import Client
 
 from releases import services
-from releases.models import Release, ReleaseMetadata, ReleaseStatus
+from releases.models import Release, ReleaseFile, ReleaseMetadata, ReleaseStatus
+from releases.storage import list_objects
 from teams.models import AuditLog
 from tests.helpers import error, put_release, result_of, update_data
 
@@ -196,3 +197,30 @@ def test_a_clash_the_early_check_misses_is_still_a_409(monkeypatch, transactiona
     )
     assert Release.objects.get(pk=world.release.pk).version == "1.0.0"
     assert not AuditLog.objects.filter(action="release.update").exists()
+
+
+def test_two_uploads_racing_for_the_last_of_the_quota_cannot_both_pass(transactional_db, world):
+    # Each upload fits the team's limit alone; together they would pass it.
+    world.team.storage_limit_bytes = 150_000
+    world.team.save(update_fields=["storage_limit_bytes"])
+    contenders = [world.release, world.other_release]
+
+    def upload(release, content):
+        return lambda client: put_release(
+            client,
+            world.team.id,
+            release.id,
+            key=world.key,
+            data=update_data(release),
+            file=("build.bin", content),
+        )
+
+    responses = run_together(
+        [upload(release, bytes([index]) * 100_000) for index, release in enumerate(contenders)]
+    )
+
+    assert sorted(response.status_code for response in responses) == [200, 400]
+    refused = next(response for response in responses if response.status_code == 400)
+    assert result_of(refused) == error("Storage limit reached")
+    assert list(ReleaseFile.objects.values_list("size", flat=True)) == [100_000]
+    assert [item.key for item in list_objects()] == [ReleaseFile.objects.get().key]
