@@ -11,7 +11,7 @@ PORT ?= 8000
 # Local development only: `make run` is never a production server (see README, "Operating").
 RUN_ENV := DEBUG=true
 
-.PHONY: install run test lint format migrate superuser clean
+.PHONY: install run test lint format migrate superuser conformance clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -43,6 +43,10 @@ format: install
 
 test: lint
 	$(BIN)/pytest
+
+# schemathesis against a live server with the app's own OpenAPI document (see README)
+conformance: install
+	bash scripts/conformance.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

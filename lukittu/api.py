@@ -20,8 +20,36 @@ from rest_framework.response import Response
 logger = logging.getLogger("lukittu.api")
 
 
+# The seed's ``ErrorResponse.result.code`` enum, complete and in the seed's order: the OpenAPI
+# document publishes exactly this list.
+ERROR_CODES = (
+    "INTERNAL_SERVER_ERROR",
+    "BAD_REQUEST",
+    "LICENSE_NOT_FOUND",
+    "IP_LIMIT_REACHED",
+    "HWID_LIMIT_REACHED",
+    "PRODUCT_NOT_FOUND",
+    "CUSTOMER_NOT_FOUND",
+    "LICENSE_EXPIRED",
+    "LICENSE_SUSPENDED",
+    "TEAM_NOT_FOUND",
+    "RATE_LIMIT",
+    "HARDWARE_IDENTIFIER_BLACKLISTED",
+    "COUNTRY_BLACKLISTED",
+    "IP_BLACKLISTED",
+    "RELEASE_NOT_FOUND",
+    "FORBIDDEN",
+    "UNAUTHORIZED",
+    "INVALID_SESSION_KEY",
+    "NO_ACCESS_TO_RELEASE",
+    "RELEASE_ARCHIVED",
+    "RELEASE_DRAFT",
+)
+
+
 class Code:
-    """Values of the seed's ``ErrorResponse.result.code`` enum that this service uses."""
+    """Values of the seed's ``ErrorResponse.result.code`` enum (``ERROR_CODES``) that this
+    service uses."""
 
     BAD_REQUEST = "BAD_REQUEST"
     UNAUTHORIZED = "UNAUTHORIZED"

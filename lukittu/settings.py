@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "teams",
     "releases",
 ]
@@ -142,8 +144,44 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "lukittu.api.JsonOnlyNegotiation",
     "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "lukittu.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": NUM_PROXIES or None,
+}
+
+# The OpenAPI document at /api/schema/ and Swagger UI at /api/docs/ (lukittu/docs.py), with
+# Swagger UI's files from drf-spectacular-sidecar: no CDN, no internet.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lukittu-compatible release service",
+    "DESCRIPTION": (
+        "Lukittu's Developer API for releases. Every response is `{data, result}`; errors carry "
+        "`result.code`. Authenticate with `Authorization: Bearer <API key>`; a key opens only "
+        "its own team's URLs and is rate-limited (`X-RateLimit-*` headers, 429 with "
+        "`Retry-After`)."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1/dev",
+    "SORT_OPERATIONS": False,
+    "SORT_OPERATION_PARAMETERS": False,
+    "TAGS": [
+        {
+            "name": "Dev - Releases",
+            "description": (
+                "Developer endpoints for release management operations. These endpoints "
+                "require API key authentication."
+            ),
+        }
+    ],
+    "POSTPROCESSING_HOOKS": ["lukittu.openapi.postprocess"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        "persistAuthorization": True,
+        "displayOperationId": True,
+        "validatorUrl": None,
+    },
 }
 
 # --- Django internals -----------------------------------------------------------------------

@@ -1,23 +1,27 @@
-"""URLs: the admin, the Developer API, and the envelope 404 for anything else under /api/."""
+"""URLs: the admin, the Developer API, its OpenAPI document and Swagger UI, and the envelope
+404 for anything else under /api/."""
 
 from django.contrib import admin
 from django.urls import path, re_path
 
 from lukittu.api import api_not_found
+from lukittu.docs import DocsView, SchemaView
 from releases.views import ReleaseDetailView, ReleaseListView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(
-        "api/v1/dev/teams/<str:team_id>/releases",
+        "api/v1/dev/teams/<str:teamId>/releases",
         ReleaseListView.as_view(),
         name="release-list",
     ),
     path(
-        "api/v1/dev/teams/<str:team_id>/releases/<str:release_id>",
+        "api/v1/dev/teams/<str:teamId>/releases/<str:releaseId>",
         ReleaseDetailView.as_view(),
         name="release-detail",
     ),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(), name="docs"),
     re_path(r"^api/", api_not_found),
 ]
 

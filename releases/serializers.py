@@ -14,7 +14,14 @@ from releases.models import Release, ReleaseStatus
 MAX_METADATA = 20
 MAX_LICENSES = 30
 MAX_LICENSE_ENTRIES = 1000
-NO_WHITESPACE = re.compile(r"^\S+\Z")  # \Z: "$" would let a trailing newline through
+# "No whitespace" in a version: whitespace to JSON Schema's (JavaScript's) \s, as in the
+# published pattern, and to Python's (which adds U+001C-U+001F and U+0085, and lacks U+FEFF).
+WHITESPACE = r"\s\u001c-\u001f\u0085\ufeff"
+# The OpenAPI document's patterns. DRF's CharField refuses NUL characters (PostgreSQL cannot
+# store them), so no text field takes one.
+TEXT_PATTERN = r"^[^\u0000]*$"
+VERSION_PATTERN = f"^[^{WHITESPACE}\\u0000]+$"
+NO_WHITESPACE = re.compile(f"^[^{WHITESPACE}]+\\Z")  # \Z: "$" would let a trailing newline in
 
 
 class StrictCharField(serializers.CharField):
@@ -240,5 +247,10 @@ def release_payload(release: Release) -> dict[str, Any]:
         },
         "branch": {"id": str(branch.id), "name": branch.name} if branch else None,
         "file": file_payload(release),
-        "licenseIds": [str(link.license_id) for link in release.license_links.all()],
+        # In the order they were given: the links carry no ordering of their own, and the
+        # database would otherwise return them in whatever order its plan reads them.
+        "licenseIds": [
+            str(link.license_id)
+            for link in sorted(release.license_links.all(), key=lambda link: link.pk)
+        ],
     }

@@ -13,6 +13,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from lukittu.api import ApiError, Code, success
+from releases import openapi
 from releases.selectors import release_get, release_list
 from releases.serializers import (
     ReleaseCreateSerializer,
@@ -88,13 +89,14 @@ class TeamApiView(APIView):
     """A Developer API view under ``/teams/{teamId}/``: path ids are checked before anything
     else, then the key (authentication, team), then the rate limit."""
 
-    path_ids = ("team_id",)
+    # URL parameter -> the attribute that holds it as a UUID.
+    path_ids: dict[str, str] = {"teamId": "team_id"}
     # No OPTIONS: there is no metadata to describe, so it is a 405 like any unknown method.
     http_method_names = ["get", "post", "put", "patch", "delete", "head"]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        for name in self.path_ids:
-            setattr(self, name, parse_path_id(kwargs[name], name.replace("_id", "Id")))
+        for name, attribute in self.path_ids.items():
+            setattr(self, attribute, parse_path_id(kwargs[name], name))
         super().initial(request, *args, **kwargs)
 
     def finalize_response(
@@ -184,6 +186,7 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
         super().initial(request, *args, **kwargs)
         self.check_upload(request)
 
+    @openapi.list_releases
     def get(self, request: Request, **kwargs: Any) -> Response:
         query = parse_query(request)
         page = release_list(
@@ -205,6 +208,7 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
             details="Releases found",
         )
 
+    @openapi.create_release
     def post(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseCreateSerializer)
         release = release_create(
@@ -222,16 +226,18 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
 
     parser_classes = [MultiPartParser]
     upload_methods = ("PUT",)
-    path_ids = ("team_id", "release_id")
+    path_ids = {"teamId": "team_id", "releaseId": "release_id"}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.check_upload(request)
 
+    @openapi.get_release
     def get(self, request: Request, **kwargs: Any) -> Response:
         release = release_get(team=request.auth.team, release_id=self.release_id)
         return success(release_payload(release), details="Release found")
 
+    @openapi.update_release
     def put(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseUpdateSerializer)
         release = release_update(
@@ -244,6 +250,7 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
         )
         return success(release_payload(release), details="Release updated")
 
+    @openapi.delete_release
     def delete(self, request: Request, **kwargs: Any) -> Response:
         deleted = release_delete(actor=actor_for(request), release_id=self.release_id)
         return success(deleted, details="Release deleted")

@@ -57,6 +57,6 @@ class IsTeamApiKey(BasePermission):
         key = request.auth
         if not isinstance(key, ApiKey):
             return False
-        if str(key.team_id) != str(view.kwargs.get("team_id", "")).lower():
+        if str(key.team_id) != str(view.kwargs.get("teamId", "")).lower():
             raise invalid_api_key()
         return True

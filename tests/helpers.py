@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from lukittu.api import iso_utc
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
 from releases.storage import list_objects, release_file_key, release_storage
 from teams.models import AuditLog
@@ -166,3 +167,98 @@ def attach_file(
 def read_object(key: str) -> bytes:
     with release_storage().open(key, "rb") as handle:
         return handle.read()
+
+
+# --- Create, list, get and delete -----------------------------------------------------------
+
+
+def releases_url(team_id: Any) -> str:
+    return f"/api/v1/dev/teams/{team_id}/releases"
+
+
+def create_data(product: Any, version: str = "3.0.0", **overrides: Any) -> dict[str, Any]:
+    """A valid create ``data`` with only the required fields (plus ``overrides``)."""
+    data = {"version": version, "productId": str(product.id), "status": "PUBLISHED"}
+    data.update(overrides)
+    return data
+
+
+def post_release(
+    client: Client,
+    team_id: Any,
+    *,
+    key: str | None,
+    data: Any = None,
+    file: tuple[str, bytes] | None = None,
+    raw_data: str | None = None,
+    **extra: Any,
+) -> Any:
+    """POST a multipart create. ``data`` is JSON-encoded; ``raw_data`` is sent as it is."""
+    fields: dict[str, Any] = {}
+    if raw_data is not None:
+        fields["data"] = raw_data
+    elif data is not None:
+        fields["data"] = json.dumps(data)
+    if file is not None:
+        fields["file"] = named_file(*file)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    headers.update(extra)
+    # The test client encodes a dict as multipart/form-data itself for a POST.
+    return client.post(releases_url(team_id), data=fields, **headers)
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    """What the API should say about ``release``, read afresh from the database (independently
+    of the service's own serializer)."""
+    release = Release.objects.select_related("product", "branch").get(pk=release.pk)
+    product = release.product
+    file = ReleaseFile.objects.filter(release=release).first()
+    return {
+        "id": str(release.id),
+        "version": release.version,
+        "status": release.status,
+        "latest": release.latest,
+        "productId": str(product.id),
+        "branchId": str(release.branch_id) if release.branch_id else None,
+        "teamId": str(release.team_id),
+        "createdAt": iso_utc(release.created_at),
+        "updatedAt": iso_utc(release.updated_at),
+        "metadata": [
+            {"key": item.key, "value": item.value, "locked": item.locked}
+            for item in ReleaseMetadata.objects.filter(release=release).order_by("position", "id")
+        ],
+        "product": {
+            "id": str(product.id),
+            "name": product.name,
+            "url": product.url,
+            "teamId": str(product.team_id),
+            "createdByUserId": (
+                str(product.created_by_user_id) if product.created_by_user_id else None
+            ),
+            "createdAt": iso_utc(product.created_at),
+            "updatedAt": iso_utc(product.updated_at),
+        },
+        "branch": (
+            {"id": str(release.branch.id), "name": release.branch.name} if release.branch else None
+        ),
+        "file": (
+            {
+                "id": str(file.id),
+                "key": file.key,
+                "size": file.size,
+                "name": file.name,
+                "checksum": file.checksum,
+                "sha256": file.sha256,
+                "mainClassName": file.main_class_name,
+                "createdAt": iso_utc(file.created_at),
+            }
+            if file
+            else None
+        ),
+        "licenseIds": [
+            str(license_id)
+            for license_id in ReleaseLicense.objects.filter(release=release)
+            .order_by("id")
+            .values_list("license_id", flat=True)
+        ],
+    }
