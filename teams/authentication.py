@@ -57,6 +57,7 @@ class IsTeamApiKey(BasePermission):
         key = request.auth
         if not isinstance(key, ApiKey):
             return False
-        if str(key.team_id) != str(view.kwargs.get("teamId", "")).lower():
+        # ``team_id`` is the URL's teamId, already parsed as a UUID by the view.
+        if key.team_id != getattr(view, "team_id", None):
             raise invalid_api_key()
         return True

@@ -43,10 +43,10 @@ def named_file(name: str, content: bytes) -> io.BytesIO:
     return handle
 
 
-def put_release(
+def send_multipart(
     client: Client,
-    team_id: Any,
-    release_id: Any,
+    method: str,
+    url: str,
     *,
     key: str | None,
     data: Any = None,
@@ -54,7 +54,7 @@ def put_release(
     raw_data: str | None = None,
     **extra: Any,
 ) -> Any:
-    """PUT a multipart update. ``data`` is JSON-encoded; ``raw_data`` is sent as it is."""
+    """A multipart request. ``data`` is JSON-encoded; ``raw_data`` is sent as it is."""
     fields: dict[str, Any] = {}
     if raw_data is not None:
         fields["data"] = raw_data
@@ -64,12 +64,18 @@ def put_release(
         fields["file"] = named_file(*file)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
     headers.update(extra)
-    return client.put(
-        release_url(team_id, release_id),
+    return client.generic(
+        method,
+        url,
         data=encode_multipart(BOUNDARY, fields),
         content_type=MULTIPART_CONTENT,
         **headers,
     )
+
+
+def put_release(client: Client, team_id: Any, release_id: Any, **kwargs: Any) -> Any:
+    """PUT a multipart update (see ``send_multipart``)."""
+    return send_multipart(client, "PUT", release_url(team_id, release_id), **kwargs)
 
 
 def make_jar(
@@ -183,28 +189,9 @@ def create_data(product: Any, version: str = "3.0.0", **overrides: Any) -> dict[
     return data
 
 
-def post_release(
-    client: Client,
-    team_id: Any,
-    *,
-    key: str | None,
-    data: Any = None,
-    file: tuple[str, bytes] | None = None,
-    raw_data: str | None = None,
-    **extra: Any,
-) -> Any:
-    """POST a multipart create. ``data`` is JSON-encoded; ``raw_data`` is sent as it is."""
-    fields: dict[str, Any] = {}
-    if raw_data is not None:
-        fields["data"] = raw_data
-    elif data is not None:
-        fields["data"] = json.dumps(data)
-    if file is not None:
-        fields["file"] = named_file(*file)
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-    headers.update(extra)
-    # The test client encodes a dict as multipart/form-data itself for a POST.
-    return client.post(releases_url(team_id), data=fields, **headers)
+def post_release(client: Client, team_id: Any, **kwargs: Any) -> Any:
+    """POST a multipart create (see ``send_multipart``)."""
+    return send_multipart(client, "POST", releases_url(team_id), **kwargs)
 
 
 def release_json(release: Release) -> dict[str, Any]:
