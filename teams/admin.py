@@ -25,6 +25,7 @@ class TeamAdmin(admin.ModelAdmin):
         "file_uploads_enabled",
         "storage_limit",
         "storage_used",
+        "max_releases_per_product",
         "deleted_at",
         "created_at",
     )
@@ -37,6 +38,7 @@ class TeamAdmin(admin.ModelAdmin):
         "file_uploads_enabled",
         "storage_limit_bytes",
         "storage_used",
+        "max_releases_per_product",
         "created_at",
         "updated_at",
         "deleted_at",

@@ -151,11 +151,17 @@ def test_license_key_is_shown_once_and_stored_as_a_digest(staff, world):
 def test_team_flags_and_limits_are_editable(staff, world):
     response = staff.post(
         f"/admin/teams/team/{world.team.pk}/change/",
-        {"name": "Renamed", "storage_limit_bytes": 5, "file_uploads_enabled": ""},
+        {
+            "name": "Renamed",
+            "storage_limit_bytes": 5,
+            "file_uploads_enabled": "",
+            "max_releases_per_product": 7,
+        },
     )
     assert response.status_code == 302
     world.team.refresh_from_db()
     assert (world.team.name, world.team.storage_limit_bytes) == ("Renamed", 5)
+    assert world.team.max_releases_per_product == 7
     assert world.team.file_uploads_enabled is False
 
 
