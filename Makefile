@@ -27,7 +27,7 @@ migrate: install
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(RUN_ENV) $(BIN)/python manage.py seed_demo
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 superuser: migrate

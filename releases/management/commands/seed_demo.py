@@ -33,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
         parser.add_argument("--no-file-uploads", action="store_true")
         parser.add_argument("--storage-limit-mb", type=int, default=100)
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the service runs, for the printed curl example.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["storage_limit_mb"] < 0:
@@ -45,7 +50,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
-            self.stdout.write(self.readable(summary))
+            self.stdout.write(self.readable(summary, base_url=options["base_url"].rstrip("/")))
 
     def seed(self, *, file_uploads: bool, storage_limit_mb: int) -> dict[str, Any]:
         team = team_create(
@@ -128,7 +133,7 @@ class Command(BaseCommand):
         }
 
     @staticmethod
-    def readable(summary: dict[str, Any]) -> str:
+    def readable(summary: dict[str, Any], *, base_url: str) -> str:
         product = summary["products"][0]
         draft = summary["releases"][1]
         data = {
@@ -160,7 +165,7 @@ class Command(BaseCommand):
         lines += [
             "Publish 1.1.0 as the latest release, keeping no file:",
             "",
-            f"  curl -sS -X PUT http://127.0.0.1:8000/api/v1/dev/teams/{summary['teamId']}"
+            f"  curl -sS -X PUT {base_url}/api/v1/dev/teams/{summary['teamId']}"
             f"/releases/{draft['id']} \\",
             f"    -H 'Authorization: Bearer {summary['apiKey']}' \\",
             f"    -F 'data={json.dumps(data)}'",
