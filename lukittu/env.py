@@ -70,7 +70,9 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     if value is None:
         return None
     if not value.lower().startswith(tuple(f"{scheme}://" for scheme in schemes)):
+        # Only the scheme is echoed: the rest of a URL may hold a password.
+        scheme = value.split("://", 1)[0] if "://" in value else "no scheme"
         raise ImproperlyConfigured(
-            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {value!r}"
+            f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {scheme!r}"
         )
     return value

@@ -183,3 +183,15 @@ def test_env_rate_checks_its_default_too(monkeypatch):
     monkeypatch.delenv(VARIABLE, raising=False)
     with pytest.raises(ImproperlyConfigured, match=VARIABLE):
         env_rate(VARIABLE, "often")
+
+
+def test_a_bad_url_is_named_without_echoing_its_credentials(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from lukittu.env import env_url
+
+    monkeypatch.setenv("REDIS_URL", "http://user:s3cret@cache.internal:6379/2")
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env_url("REDIS_URL", ("redis", "rediss"))
+    assert "REDIS_URL" in str(raised.value) and "'http'" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
