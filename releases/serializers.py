@@ -164,11 +164,20 @@ SORT_COLUMNS = ("version", "createdAt", "updatedAt", "latest")
 MAX_PAGE = 100_000
 
 
+class StrictPageField(serializers.IntegerField):
+    """Plain ASCII digits only: DRF would also take "1.0", "+3" or other scripts' digits."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not (isinstance(data, str) and re.fullmatch(r"-?[0-9]+", data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ReleaseListQuerySerializer(serializers.Serializer):
     """The list's query parameters. A bad value is an error, never silently ignored."""
 
     productId = StrictUUIDField(required=False)
-    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
+    page = StrictPageField(min_value=1, max_value=MAX_PAGE, default=1)
     pageSize = serializers.ChoiceField(choices=PAGE_SIZES, default=25)
     sortColumn = serializers.ChoiceField(choices=SORT_COLUMNS, default="createdAt")
     sortDirection = serializers.ChoiceField(choices=("asc", "desc"), default="desc")
