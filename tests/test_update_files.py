@@ -27,6 +27,18 @@ from tests.helpers import (
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
+def upload(client, world, name, content, **overrides):
+    """PUT ``content`` as ``name`` to the owner's release, with its data otherwise unchanged."""
+    return put_release(
+        client,
+        world.team.id,
+        world.release.id,
+        key=world.key,
+        data=update_data(world.release, **overrides),
+        file=(name, content),
+    )
+
+
 # Every test here runs on local files and on the S3 test server.
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -70,14 +82,7 @@ def put_raw_file_name(client, world, data, file_name, content):
 def test_upload_to_a_release_without_a_file(client, world):
     content = b"PK not really, but a zip by name \x00\x01\x02" * 50
 
-    response = put_release(
-        client,
-        world.team.id,
-        world.release.id,
-        key=world.key,
-        data=update_data(world.release),
-        file=("Build-1.0.ZIP", content),
-    )
+    response = upload(client, world, "Build-1.0.ZIP", content)
 
     assert response.status_code == 200, response.json()
     row = ReleaseFile.objects.get(release=world.release)
@@ -112,14 +117,7 @@ def test_a_sent_file_replaces_the_old_one_and_the_old_object_goes_after_commit(
     content = b"new bytes, longer than the old ones"
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = put_release(
-            client,
-            world.team.id,
-            world.release.id,
-            key=world.key,
-            data=update_data(world.release),
-            file=("new.zip", content),
-        )
+        response = upload(client, world, "new.zip", content)
         # Not committed yet: the old object is still there.
         assert read_object(old.key) == b"old bytes"
 
@@ -143,14 +141,7 @@ def test_the_replaced_object_stays_until_the_transaction_commits(
     old = attach_file(world.release, "old.zip", b"old bytes")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = put_release(
-            client,
-            world.team.id,
-            world.release.id,
-            key=world.key,
-            data=update_data(world.release),
-            file=("new.zip", b"new bytes"),
-        )
+        response = upload(client, world, "new.zip", b"new bytes")
 
     assert response.status_code == 200, response.json()
     assert len(callbacks) == 1
@@ -348,14 +339,7 @@ def test_a_file_name_without_a_proper_extension_is_refused(client, world, name):
 
 
 def test_an_extension_of_sixteen_letters_and_digits_is_accepted(client, world):
-    response = put_release(
-        client,
-        world.team.id,
-        world.release.id,
-        key=world.key,
-        data=update_data(world.release),
-        file=("archive.ABCDEFGHIJKLMNO1", b"bytes"),
-    )
+    response = upload(client, world, "archive.ABCDEFGHIJKLMNO1", b"bytes")
 
     assert response.status_code == 200, response.json()
     row = ReleaseFile.objects.get(release=world.release)
@@ -365,14 +349,7 @@ def test_an_extension_of_sixteen_letters_and_digits_is_accepted(client, world):
 
 def test_an_empty_file_is_accepted(client, world):
     """The code accepts a 0-byte file (of a non-JAR type): it is stored as an empty object."""
-    response = put_release(
-        client,
-        world.team.id,
-        world.release.id,
-        key=world.key,
-        data=update_data(world.release),
-        file=("empty.txt", b""),
-    )
+    response = upload(client, world, "empty.txt", b"")
 
     assert response.status_code == 200, response.json()
     row = ReleaseFile.objects.get(release=world.release)
@@ -384,14 +361,7 @@ def test_an_empty_file_is_accepted(client, world):
 
 
 def test_an_empty_jar_is_not_a_jar(client, world):
-    response = put_release(
-        client,
-        world.team.id,
-        world.release.id,
-        key=world.key,
-        data=update_data(world.release),
-        file=("empty.jar", b""),
-    )
+    response = upload(client, world, "empty.jar", b"")
 
     assert_error(response, 400, "Invalid JAR file")
     assert not ReleaseFile.objects.exists()
@@ -425,14 +395,7 @@ def test_the_same_bytes_twice_get_different_keys(client, world, django_capture_o
     keys = []
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
-            response = put_release(
-                client,
-                world.team.id,
-                world.release.id,
-                key=world.key,
-                data=update_data(world.release),
-                file=("build.zip", b"identical"),
-            )
+            response = upload(client, world, "build.zip", b"identical")
         assert response.status_code == 200, response.json()
         keys.append(response.json()["data"]["file"]["key"])
 
