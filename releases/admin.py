@@ -17,12 +17,12 @@ from django.utils.html import format_html
 from lukittu.admin import ViewOnlyAdmin, ViewOnlyInline
 from releases.models import (
     Branch,
+    LedgerEntry,
     Product,
     Release,
     ReleaseFile,
     ReleaseLicense,
     ReleaseMetadata,
-    StaleObject,
 )
 from releases.storage import STORAGE_ERRORS, release_storage
 
@@ -194,11 +194,22 @@ class ReleaseFileAdmin(ViewOnlyAdmin):
         return HttpResponseRedirect(url)
 
 
-@admin.register(StaleObject)
-class StaleObjectAdmin(ViewOnlyAdmin):
-    """Objects whose delete failed; ``manage.py reconcile_storage`` retries them."""
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ViewOnlyAdmin):
+    """Stored objects no release file accounts for: uploads in flight and objects due for
+    deletion. ``manage.py reconcile_storage`` finishes what a failed request left."""
 
-    list_display = ("key", "reason", "attempts", "created_at", "updated_at")
-    list_filter = ("reason",)
+    list_display = ("key", "state", "team", "size", "reason", "attempts", "created_at")
+    list_filter = ("state", "reason")
     search_fields = ("key",)
-    readonly_fields = ("key", "reason", "attempts", "last_error", "created_at", "updated_at")
+    readonly_fields = (
+        "key",
+        "state",
+        "team",
+        "size",
+        "reason",
+        "attempts",
+        "last_error",
+        "created_at",
+        "updated_at",
+    )

@@ -200,19 +200,42 @@ class ReleaseFile(models.Model):
         return self.name
 
 
-class StaleObject(models.Model):
-    """A stored object that should be gone but could not be deleted when it was replaced or
-    abandoned. ``manage.py reconcile_storage`` retries the delete."""
+class LedgerEntry(models.Model):
+    """A stored object that no ReleaseFile row accounts for: an upload in flight, or an object
+    due for deletion. Rows are written before the object is (``UPLOADING``, in its own short
+    transaction) and in the same transaction that makes an object unreferenced
+    (``DELETING``), so committed rows alone say what every object under ``releases/`` is:
+
+    - referenced by a ReleaseFile row: keep it;
+    - ``UPLOADING``: an upload in flight; its bytes are reserved against the team's storage
+      limit. Once older than the grace period, its request is gone: unless a ReleaseFile row
+      references it, it is abandoned and deleted;
+    - ``DELETING``: delete it (unless a ReleaseFile row references it), then drop the row;
+    - none of these: an orphan, deleted after the grace period.
+
+    ``manage.py reconcile_storage`` finishes whatever a dead or timed-out process left.
+    """
+
+    class State(models.TextChoices):
+        UPLOADING = "UPLOADING"
+        DELETING = "DELETING"
 
     key = models.CharField(max_length=512, unique=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="ledger_entries"
+    )
+    state = models.CharField(max_length=16, choices=State.choices)
+    size = models.BigIntegerField(default=0, help_text="Bytes reserved while UPLOADING.")
     reason = models.CharField(max_length=255)
-    attempts = models.PositiveIntegerField(default=1)
+    attempts = models.PositiveIntegerField(default=0, help_text="Failed deletes so far.")
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["created_at"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["team", "state"], name="ledger_team_state")]
 
     def __str__(self) -> str:
-        return self.key
+        return f"{self.state} {self.key}"

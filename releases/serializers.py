@@ -3,13 +3,15 @@ output shape."""
 
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from lukittu.api import iso_utc
-from releases.models import Release, ReleaseStatus
+from lukittu.ids import parse_uuid
+from releases.models import Release, ReleaseFile, ReleaseMetadata, ReleaseStatus
 
 MAX_METADATA = 20
 MAX_LICENSES = 30
@@ -54,9 +56,11 @@ class StrictUUIDField(serializers.UUIDField):
     default_error_messages = {"invalid": "Must be a UUID."}
 
     def to_internal_value(self, data: Any) -> uuid.UUID:
-        if not isinstance(data, str) or len(data) != 36:
+        # Not DRF's parser: it also takes integers, 32 bare hex digits and other scripts' digits.
+        try:
+            return parse_uuid(data)
+        except ValueError:
             self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class StrictChoiceField(serializers.ChoiceField):
@@ -208,8 +212,7 @@ def error_list(detail: Any, path: list[str | int] | None = None) -> list[dict[st
     return [{"message": str(detail), "path": path}]
 
 
-def file_payload(release: Release) -> dict[str, Any] | None:
-    file = release.current_file
+def file_payload(file: ReleaseFile | None) -> dict[str, Any] | None:
     if file is None:
         return None
     return {
@@ -227,6 +230,28 @@ def file_payload(release: Release) -> dict[str, Any] | None:
 def release_payload(release: Release) -> dict[str, Any]:
     """The seed's ``ReleaseResponse.data``. Reads only what is loaded: ``product``, ``branch``,
     ``file`` and the prefetched ``metadata`` and ``license_links``."""
+    return release_payload_from(
+        release,
+        file=release.current_file,
+        metadata=release.metadata.all(),
+        # In the order they were given: the links carry no ordering of their own, and the
+        # database would otherwise return them in whatever order its plan reads them.
+        license_ids=[
+            link.license_id
+            for link in sorted(release.license_links.all(), key=lambda link: link.pk)
+        ],
+    )
+
+
+def release_payload_from(
+    release: Release,
+    *,
+    file: ReleaseFile | None,
+    metadata: Iterable[ReleaseMetadata],
+    license_ids: Iterable[uuid.UUID],
+) -> dict[str, Any]:
+    """The seed's ``ReleaseResponse.data`` from the release, its loaded product and branch,
+    and the file, metadata and license ids given (a write passes the rows it just wrote)."""
     product = release.product
     branch = release.branch
     return {
@@ -240,8 +265,7 @@ def release_payload(release: Release) -> dict[str, Any]:
         "createdAt": iso_utc(release.created_at),
         "updatedAt": iso_utc(release.updated_at),
         "metadata": [
-            {"key": item.key, "value": item.value, "locked": item.locked}
-            for item in release.metadata.all()
+            {"key": item.key, "value": item.value, "locked": item.locked} for item in metadata
         ],
         "product": {
             "id": str(product.id),
@@ -255,11 +279,6 @@ def release_payload(release: Release) -> dict[str, Any]:
             "updatedAt": iso_utc(product.updated_at),
         },
         "branch": {"id": str(branch.id), "name": branch.name} if branch else None,
-        "file": file_payload(release),
-        # In the order they were given: the links carry no ordering of their own, and the
-        # database would otherwise return them in whatever order its plan reads them.
-        "licenseIds": [
-            str(link.license_id)
-            for link in sorted(release.license_links.all(), key=lambda link: link.pk)
-        ],
+        "file": file_payload(file),
+        "licenseIds": [str(license_id) for license_id in license_ids],
     }

@@ -1,23 +1,34 @@
 """Release write use cases. Views and operator tools call these; nothing else writes releases.
 
-Every write for a team takes that team's row lock first, so writes of one team queue behind each
-other (the storage quota, "one latest" and "one version" rules are then checked against
-committed state), while different teams never wait for each other.
+A write with a file runs in three steps:
+
+1. stage the file, holding no lock: inspect it (extension, JAR main class), reserve its bytes
+   against the team's storage limit in a short transaction that records an ``UPLOADING``
+   ledger entry, and write it to storage under a fresh key;
+2. one transaction under the team's row lock, with database work only: the rules in the
+   contract's order (the file's own problems, found in step 1, are reported at their place),
+   the rows, the ledger (the upload becomes a referenced file; a replaced object is recorded
+   as ``DELETING``), the audit entry;
+3. after commit, delete the replaced object.
+
+Writes of one team queue behind each other only for step 2, so the storage quota, "one latest"
+and "one version" rules are checked against committed state, while a slow storage write holds
+no lock and different teams never wait for each other. What happens to every stored object is
+decided by committed ledger rows (``releases/ledger.py``), never by which exception was raised.
 """
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from lukittu.api import ApiError, Code
+from releases import ledger
 from releases.jar import InvalidJar, find_main_class
 from releases.models import (
     VERSION_CONFLICT_CONSTRAINTS,
@@ -29,8 +40,8 @@ from releases.models import (
     ReleaseMetadata,
     ReleaseStatus,
 )
-from releases.serializers import release_payload
-from releases.storage import delete_object_quietly, release_file_key, store_object
+from releases.serializers import release_payload, release_payload_from
+from releases.storage import release_file_key, store_object
 from releases.uploads import ReleaseUpload
 from teams.models import ApiKey, AuditLog, License, Team
 
@@ -112,88 +123,210 @@ def _version_conflict() -> ApiError:
     )
 
 
-def _rule_annotations(
-    *, team: Team, changes: ReleaseChanges, upload: ReleaseUpload | None, exclude: Any = None
-) -> dict[str, Any]:
-    """What the rules need, as annotations for the one query that loads the release (update)
-    or the product (create): whether the new version is taken, how many of the license ids are
-    the team's, and the team's stored bytes (one aggregate)."""
-    same_version = Release.objects.filter(
-        product_id=changes.product_id, branch_id=changes.branch_id, version=changes.version
-    )
-    if exclude is not None:
-        same_version = same_version.exclude(pk=exclude)
-    annotations: dict[str, Any] = {"version_taken": Exists(same_version)}
-    if changes.license_ids:
-        annotations["licenses_found"] = Subquery(
-            License.objects.filter(team=team, pk__in=changes.license_ids)
-            .order_by()
-            .values("team")
-            .annotate(found=Count("pk"))
-            .values("found")
-        )
-    if upload is not None:
-        annotations["storage_used"] = Coalesce(
-            Subquery(
-                ReleaseFile.objects.filter(team=team)
-                .order_by()
-                .values("team")
-                .annotate(total=Sum("size"))
-                .values("total")
-            ),
-            0,
-        )
-    return annotations
+def _storage_limit_reached() -> ApiError:
+    return ApiError(400, Code.BAD_REQUEST, "Storage limit reached")
 
 
-def _resolve_product(*, team: Team, release: Release, product_id: uuid.UUID) -> Product:
-    if product_id == release.product_id:
-        return release.product
-    product = Product.objects.filter(team=team, pk=product_id).first()
-    if product is None:
-        raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
-    return product
+# --- Step 1: stage the file, holding no lock -------------------------------------------------
 
 
-def _resolve_branch(
-    *, release: Release, product: Product, branch_id: uuid.UUID | None
-) -> Branch | None:
-    if branch_id is None:
-        return None
-    if branch_id == release.branch_id and product.pk == release.product_id:
-        return release.branch
-    branch = Branch.objects.filter(product=product, pk=branch_id).first()
-    if branch is None:
-        raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
-    return branch
+@dataclass(frozen=True)
+class StagedFile:
+    """An upload, inspected and (unless ``error``) written to storage under ``key`` with its
+    bytes reserved. ``error`` is what the upload will be refused with, reported when the rules
+    reach the file (the contract's order), after the release, product, license and version
+    problems that would come first."""
+
+    size: int
+    md5: str
+    sha256: str
+    name: str = ""
+    main_class: str | None = None
+    key: str | None = None
+    file_id: uuid.UUID | None = None
+    error: ApiError | None = None
+
+    def row_fields(self) -> dict[str, Any]:
+        return {
+            "id": self.file_id,
+            "key": self.key,
+            "size": self.size,
+            "name": self.name,
+            "checksum": self.md5,
+            "sha256": self.sha256,
+            "main_class_name": self.main_class,
+        }
 
 
-def _inspect_upload(upload: ReleaseUpload) -> tuple[str, str, str | None]:
-    """The cleaned name, the extension and the main class of an uploaded file."""
+def _inspect_upload(upload: ReleaseUpload) -> tuple[str, str | None, str | None, ApiError | None]:
+    """The cleaned name, the extension, the main class, and the error the file is refused with."""
     name = clean_file_name(upload.name or "")
     extension = file_extension(name)
     if extension is None:
-        raise ApiError(400, Code.BAD_REQUEST, "File must have an extension")
-    main_class = None
-    if extension == "jar":
-        try:
-            main_class = find_main_class(upload.temporary_file_path())
-        except InvalidJar:
-            raise ApiError(400, Code.BAD_REQUEST, "Invalid JAR file") from None
-        if main_class is None:
-            raise ApiError(400, Code.BAD_REQUEST, "Main class not found in JAR file")
-    return name, extension, main_class
+        return name, None, None, ApiError(400, Code.BAD_REQUEST, "File must have an extension")
+    if extension != "jar":
+        return name, extension, None, None
+    try:
+        main_class = find_main_class(upload.temporary_file_path())
+    except InvalidJar:
+        return name, extension, None, ApiError(400, Code.BAD_REQUEST, "Invalid JAR file")
+    if main_class is None:
+        error = ApiError(400, Code.BAD_REQUEST, "Main class not found in JAR file")
+        return name, extension, None, error
+    return name, extension, main_class, None
 
 
-def _cache_related(release: Release, name: str, objects: list[Any]) -> None:
-    """Fill the prefetch cache the way ``prefetch_related`` would, with rows we just wrote, so
-    the response is built without reading them back."""
-    queryset = getattr(release, name).all()
-    queryset._result_cache = objects
-    queryset._prefetch_done = True
-    if not hasattr(release, "_prefetched_objects_cache"):
-        release._prefetched_objects_cache = {}
-    release._prefetched_objects_cache[name] = queryset
+def _reserve_storage(
+    *, team: Team, key: str, size: int, release_id: uuid.UUID, product_id: uuid.UUID | None
+) -> bool:
+    """Reserve ``size`` bytes under the team's lock, in a transaction of its own that commits
+    the ``UPLOADING`` ledger entry before anything is written. The replaced file's bytes are
+    freed first. False when the team's limit does not allow it. The first rule the locked
+    write checks (the release of an update, the product of a create) is checked here too, so
+    a request that is bound to fail stores nothing."""
+    with transaction.atomic():
+        locked = _lock_team(team, excluding=None)
+        freed = 0
+        if product_id is None:
+            found = list(Release.objects.filter(team=team, pk=release_id).values_list("file__size"))
+            if not found:
+                raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
+            freed = found[0][0] or 0
+        elif not Product.objects.filter(team=team, pk=product_id).exists():
+            raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
+        if not _within_limit(locked, adding=size, freeing=freed):
+            return False
+        ledger.record_upload(team=locked, key=key, size=size)
+    return True
+
+
+def _within_limit(locked_team: Team, *, adding: int, freeing: int) -> bool:
+    """``locked_team`` comes from ``_lock_team``, with the bytes of the uploads in flight."""
+    total = locked_team.storage_used_bytes + locked_team.in_flight + adding - freeing
+    return total <= locked_team.storage_limit_bytes
+
+
+def stage_file(
+    *,
+    team: Team,
+    upload: ReleaseUpload,
+    release_id: uuid.UUID,
+    product_id: uuid.UUID | None = None,
+) -> StagedFile:
+    """Step 1 for an update (``product_id`` None) or a create of ``release_id``."""
+    name, extension, main_class, error = _inspect_upload(upload)
+    staged = StagedFile(size=upload.size, md5=upload.md5, sha256=upload.sha256, error=error)
+    if error is not None or extension is None:
+        return staged
+    file_id = uuid.uuid4()
+    key = release_file_key(
+        team_id=team.pk, release_id=release_id, file_id=file_id, extension=extension
+    )
+    reserved = _reserve_storage(
+        team=team, key=key, size=upload.size, release_id=release_id, product_id=product_id
+    )
+    if not reserved:
+        return StagedFile(
+            size=upload.size, md5=upload.md5, sha256=upload.sha256, error=_storage_limit_reached()
+        )
+    try:
+        store_object(
+            key=key,
+            upload=upload,
+            extension=extension,
+            size=upload.size,
+            md5=upload.md5,
+            sha256=upload.sha256,
+        )
+    except Exception as failure:
+        # No row can reference the key yet: whatever the write left is abandoned.
+        ledger.abandon_upload(key)
+        if not isinstance(failure, ApiError):
+            raise
+        return StagedFile(size=upload.size, md5=upload.md5, sha256=upload.sha256, error=failure)
+    return StagedFile(
+        size=upload.size,
+        md5=upload.md5,
+        sha256=upload.sha256,
+        name=name,
+        main_class=main_class,
+        key=key,
+        file_id=file_id,
+    )
+
+
+# --- Step 2: the locked transaction, and what its outcome decides ----------------------------
+
+
+@dataclass
+class TeamWrite:
+    """What one locked write transaction decided about stored objects."""
+
+    team: Team
+    staged: StagedFile | None
+    deletions: list[str] = field(default_factory=list)
+
+    def replace_file(
+        self, release: Release, old_file: ReleaseFile | None, *, reason: str
+    ) -> ReleaseFile | None:
+        """Swap the release's file row for the staged one (or none), keeping the ledger and
+        the team's stored bytes in step with the rows. Returns the new row."""
+        delta = 0
+        new_file = None
+        if old_file is not None:
+            ReleaseFile.objects.filter(pk=old_file.pk).delete()
+            ledger.record_deletion(team=self.team, key=old_file.key, reason=reason)
+            self.deletions.append(old_file.key)
+            delta -= old_file.size
+        if self.staged is not None:
+            new_file = ReleaseFile.objects.create(
+                team=self.team, release=release, **self.staged.row_fields()
+            )
+            ledger.settle_upload(key=new_file.key)
+            delta += self.staged.size
+        ledger.change_stored_bytes(self.team, delta)
+        return new_file
+
+
+T = TypeVar("T")
+
+
+def _lock_team(team: Team, *, excluding: str | None) -> Team:
+    """The team's row, locked until the transaction ends (every write of the team queues
+    here), annotated with ``in_flight``: the bytes reserved by its uploads in flight, other
+    than ``excluding``."""
+    return (
+        Team.objects.select_for_update()
+        .annotate(in_flight=ledger.in_flight_bytes(excluding=excluding))
+        .get(pk=team.pk)
+    )
+
+
+def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWrite], T]) -> T:
+    """Run ``body`` in one transaction holding the team's lock. What becomes of the objects
+    follows from how far the transaction got, not from any exception's type:
+
+    - ``body`` raised: the transaction rolled back, so nothing references the staged object,
+      which is abandoned;
+    - the COMMIT was sent but raised (its answer lost): the outcome is unknown, so nothing is
+      deleted here; the committed ledger rows tell ``reconcile_storage`` what to do;
+    - committed: the objects it recorded as ``DELETING`` are deleted.
+    """
+    commit_sent = False
+    try:
+        with transaction.atomic():
+            staged_key = staged.key if staged is not None else None
+            write = TeamWrite(team=_lock_team(team, excluding=staged_key), staged=staged)
+            result = body(write)
+            commit_sent = True
+    finally:
+        if not commit_sent and staged is not None and staged.key is not None:
+            ledger.abandon_upload(staged.key)
+    if write.deletions:
+        keys = list(write.deletions)
+        # Immediately when this was the outermost transaction; otherwise when it commits.
+        transaction.on_commit(lambda: ledger.finish_deletions(keys))
+    return result
 
 
 def _check_upload_allowed(
@@ -225,22 +358,76 @@ def _audit(
     )
 
 
-def _apply_changes(
-    *,
-    actor: Actor,
-    locked_team: Team,
-    release: Release,
-    facts: Any,
-    product: Product,
-    branch: Branch | None,
-    changes: ReleaseChanges,
-    upload: ReleaseUpload | None,
-    written: list[str],
-    request_data: Any,
-) -> str | None:
-    """The part of create and update after the release and product are known: the remaining
-    rules in the contract's order, the new object, the rows, the audit entry. ``facts`` carries
-    the ``_rule_annotations``. Returns the key of the object to delete after commit."""
+# --- The rules, in the contract's order ------------------------------------------------------
+
+
+def _rule_annotations(
+    *, team: Team, changes: ReleaseChanges, exclude: Any = None
+) -> dict[str, Any]:
+    """What the rules need, as annotations for the one query that loads the release (update)
+    or the product (create): whether the new version is taken and how many of the license ids
+    are the team's."""
+    same_version = Release.objects.filter(
+        product_id=changes.product_id, branch_id=changes.branch_id, version=changes.version
+    )
+    if exclude is not None:
+        same_version = same_version.exclude(pk=exclude)
+    annotations: dict[str, Any] = {"version_taken": Exists(same_version)}
+    if changes.license_ids:
+        annotations["licenses_found"] = Subquery(
+            License.objects.filter(team=team, pk__in=changes.license_ids)
+            .order_by()
+            .values("team")
+            .annotate(found=Count("pk"))
+            .values("found")
+        )
+    return annotations
+
+
+def _resolve_product(*, team: Team, release: Release, product_id: uuid.UUID) -> Product:
+    if product_id == release.product_id:
+        return release.product
+    product = Product.objects.filter(team=team, pk=product_id).first()
+    if product is None:
+        raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
+    return product
+
+
+def _resolve_branch(
+    *, product: Product, branch_id: uuid.UUID | None, known: Branch | None = None
+) -> Branch | None:
+    if branch_id is None:
+        return None
+    if known is not None and known.pk == branch_id and known.product_id == product.pk:
+        return known
+    branch = Branch.objects.filter(product=product, pk=branch_id).first()
+    if branch is None:
+        raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
+    return branch
+
+
+@dataclass(frozen=True)
+class RuleFacts:
+    """What the locked query found for the remaining rules."""
+
+    version_taken: bool
+    licenses_found: int | None
+    release_count: int = 0
+
+    @classmethod
+    def of(cls, row: Any) -> "RuleFacts":
+        return cls(
+            version_taken=row.version_taken,
+            licenses_found=getattr(row, "licenses_found", None),
+            release_count=getattr(row, "release_count", 0),
+        )
+
+
+def _check_rules(
+    *, write: TeamWrite, release: Release, facts: RuleFacts, changes: ReleaseChanges
+) -> None:
+    """The rules after the release, product and branch, in the contract's order, the staged
+    file's own problems and the storage limit last."""
     is_new = release._state.adding
     if changes.license_ids and (facts.licenses_found or 0) != len(changes.license_ids):
         raise ApiError(404, Code.LICENSE_NOT_FOUND, "One or more license IDs not found")
@@ -249,46 +436,34 @@ def _apply_changes(
         raise ApiError(
             400, Code.BAD_REQUEST, "Cannot set as latest release when license IDs are provided"
         )
-    if is_new and facts.release_count >= locked_team.max_releases_per_product:
+    if is_new and facts.release_count >= write.team.max_releases_per_product:
         raise ApiError(403, Code.FORBIDDEN, "Max releases per product reached")
     if facts.version_taken:
         raise _version_conflict()
-
+    staged = write.staged
+    if staged is None:
+        return
+    if staged.error is not None:
+        raise staged.error
+    # Checked again under the lock: the replaced file may have changed since the reservation.
     old_file = None if is_new else release.current_file
-    file_fields: dict[str, Any] | None = None
-    if upload is not None:
-        name, extension, main_class = _inspect_upload(upload)
-        freed = old_file.size if old_file else 0
-        if facts.storage_used - freed + upload.size > locked_team.storage_limit_bytes:
-            raise ApiError(400, Code.BAD_REQUEST, "Storage limit reached")
-        file_id = uuid.uuid4()
-        key = release_file_key(
-            team_id=locked_team.pk, release_id=release.pk, file_id=file_id, extension=extension
-        )
-        written.append(key)
-        store_object(
-            key=key,
-            content=upload,
-            extension=extension,
-            size=upload.size,
-            md5=upload.md5,
-            sha256=upload.sha256,
-        )
-        file_fields = {
-            "id": file_id,
-            "key": key,
-            "size": upload.size,
-            "name": name,
-            "checksum": upload.md5,
-            "sha256": upload.sha256,
-            "main_class_name": main_class,
-        }
+    freed = old_file.size if old_file else 0
+    if not _within_limit(write.team, adding=staged.size, freeing=freed):
+        raise _storage_limit_reached()
 
-    becomes_latest = changes.set_as_latest and stays_published
+
+# --- Step 2's writes ---------------------------------------------------------------------------
+
+
+def _save_release(
+    *, release: Release, product: Product, branch: Branch | None, changes: ReleaseChanges
+) -> None:
+    becomes_latest = changes.set_as_latest and changes.status == ReleaseStatus.PUBLISHED
     if becomes_latest:
         Release.objects.filter(product=product, branch=branch, latest=True).exclude(
             pk=release.pk
         ).update(latest=False, updated_at=timezone.now())
+    is_new = release._state.adding
     release.product = product
     release.branch = branch
     release.version = changes.version
@@ -301,56 +476,55 @@ def _apply_changes(
             raise _version_conflict() from error
         raise
 
-    replaced_key: str | None = None
-    if old_file is not None and (upload is not None or not changes.keep_existing_file):
-        ReleaseFile.objects.filter(pk=old_file.pk).delete()
-        replaced_key = old_file.key
-        Release._meta.get_field("file").set_cached_value(release, None)
-    elif is_new:
-        Release._meta.get_field("file").set_cached_value(release, None)
-    if file_fields is not None:
-        ReleaseFile.objects.create(team=locked_team, release=release, **file_fields)
 
+def _replace_lists(
+    release: Release, changes: ReleaseChanges, *, is_new: bool
+) -> tuple[list[ReleaseMetadata], list[uuid.UUID]]:
+    """``metadata`` and ``licenseIds`` replace the previous lists."""
     if not is_new:
         ReleaseMetadata.objects.filter(release=release).delete()
+        ReleaseLicense.objects.filter(release=release).delete()
     metadata = ReleaseMetadata.objects.bulk_create(
         ReleaseMetadata(release=release, position=position, **item)
         for position, item in enumerate(changes.metadata)
     )
-    if not is_new:
-        ReleaseLicense.objects.filter(release=release).delete()
-    links = ReleaseLicense.objects.bulk_create(
+    ReleaseLicense.objects.bulk_create(
         ReleaseLicense(release=release, license_id=license_id) for license_id in changes.license_ids
     )
-    _cache_related(release, "metadata", metadata)
-    _cache_related(release, "license_links", links)
+    return metadata, list(changes.license_ids)
+
+
+def _write_release(
+    *,
+    write: TeamWrite,
+    actor: Actor,
+    release: Release,
+    product: Product,
+    branch: Branch | None,
+    changes: ReleaseChanges,
+    request_data: Any,
+) -> dict[str, Any]:
+    """The rows of a create or update whose rules have passed, and its audit entry. Returns
+    the release as the API shows it."""
+    is_new = release._state.adding
+    old_file = None if is_new else release.current_file
+    _save_release(release=release, product=product, branch=branch, changes=changes)
+    file = old_file
+    if write.staged is not None or (old_file is not None and not changes.keep_existing_file):
+        file = write.replace_file(release, old_file, reason="replaced")
+    metadata, license_ids = _replace_lists(release, changes, is_new=is_new)
+    payload = release_payload_from(release, file=file, metadata=metadata, license_ids=license_ids)
     _audit(
         actor=actor,
         action="release.create" if is_new else "release.update",
         release_id=release.pk,
         request_data=request_data,
-        result=release_payload(release),
+        result=payload,
     )
-    return replaced_key
+    return payload
 
 
-def _after_commit_delete(key: str | None, reason: str) -> None:
-    if key is not None:
-        transaction.on_commit(lambda: delete_object_quietly(key, reason=reason))
-
-
-@contextmanager
-def _team_write(team: Team) -> Iterator[tuple[Team, list[str]]]:
-    """One transaction holding the team's write lock. Objects the block writes to storage are
-    listed in the yielded list, and deleted if the block (or its commit) fails."""
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            yield Team.objects.select_for_update().get(pk=team.pk), written
-    except BaseException:
-        for key in written:
-            delete_object_quietly(key, reason="write abandoned")
-        raise
+# --- The use cases -----------------------------------------------------------------------------
 
 
 def release_update(
@@ -361,41 +535,39 @@ def release_update(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
-) -> Release:
-    """Apply an Update Release request. Either everything changes or nothing does: on any
-    failure the release, its metadata, licenses and file (row and bytes) stay as they were and
-    the newly stored object is removed; the replaced object is deleted only after commit."""
+) -> dict[str, Any]:
+    """Apply an Update Release request and return the release as the API shows it. Either
+    everything changes or nothing does: on any failure the release, its metadata, licenses
+    and file (row and bytes) stay as they were and no new object is left behind."""
     _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
-    with _team_write(team) as (locked_team, written):
+    staged = None
+    if upload is not None:
+        staged = stage_file(team=team, upload=upload, release_id=release_id)
+
+    def body(write: TeamWrite) -> dict[str, Any]:
         release = (
             Release.objects.filter(team=team, pk=release_id)
             .select_related("product", "branch", "file")
-            .annotate(
-                **_rule_annotations(
-                    team=team, changes=changes, upload=upload, exclude=OuterRef("pk")
-                )
-            )
+            .annotate(**_rule_annotations(team=team, changes=changes, exclude=OuterRef("pk")))
             .first()
         )
         if release is None:
             raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
         product = _resolve_product(team=team, release=release, product_id=changes.product_id)
-        branch = _resolve_branch(release=release, product=product, branch_id=changes.branch_id)
-        replaced_key = _apply_changes(
+        branch = _resolve_branch(product=product, branch_id=changes.branch_id, known=release.branch)
+        _check_rules(write=write, release=release, facts=RuleFacts.of(release), changes=changes)
+        return _write_release(
+            write=write,
             actor=actor,
-            locked_team=locked_team,
             release=release,
-            facts=release,
             product=product,
             branch=branch,
             changes=changes,
-            upload=upload,
-            written=written,
             request_data=request_data,
         )
-        _after_commit_delete(replaced_key, "replaced")
-    return release
+
+    return _write_locked(team, staged, body)
 
 
 def release_create(
@@ -405,41 +577,43 @@ def release_create(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
-) -> Release:
+) -> dict[str, Any]:
     """Create a release, with the update's rules and guarantees (nothing is left behind when it
-    fails), plus the team's per-product release limit."""
+    fails), plus the team's per-product release limit. Returns it as the API shows it."""
     _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
-    with _team_write(team) as (locked_team, written):
+    release_id = uuid.uuid4()
+    staged = None
+    if upload is not None:
+        staged = stage_file(
+            team=team, upload=upload, release_id=release_id, product_id=changes.product_id
+        )
+
+    def body(write: TeamWrite) -> dict[str, Any]:
         product = (
             Product.objects.filter(team=team, pk=changes.product_id)
             .annotate(
                 release_count=Count("releases"),
-                **_rule_annotations(team=team, changes=changes, upload=upload),
+                **_rule_annotations(team=team, changes=changes),
             )
             .first()
         )
         if product is None:
             raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
-        branch = None
-        if changes.branch_id is not None:
-            branch = Branch.objects.filter(product=product, pk=changes.branch_id).first()
-            if branch is None:
-                raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
-        release = Release(team=team, product=product, branch=branch)
-        _apply_changes(
+        branch = _resolve_branch(product=product, branch_id=changes.branch_id)
+        release = Release(id=release_id, team=team, product=product, branch=branch)
+        _check_rules(write=write, release=release, facts=RuleFacts.of(product), changes=changes)
+        return _write_release(
+            write=write,
             actor=actor,
-            locked_team=locked_team,
             release=release,
-            facts=product,
             product=product,
             branch=branch,
             changes=changes,
-            upload=upload,
-            written=written,
             request_data=request_data,
         )
-    return release
+
+    return _write_locked(team, staged, body)
 
 
 def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
@@ -447,7 +621,8 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
     deleted after commit. A deleted latest release leaves its product and branch without one.
     Returns the release as it was."""
     team = actor.team
-    with _team_write(team):
+
+    def body(write: TeamWrite) -> dict[str, Any]:
         release = (
             Release.objects.filter(team=team, pk=release_id)
             .select_related("product", "branch", "file")
@@ -458,6 +633,8 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
             raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
         payload = release_payload(release)
         file = release.current_file
+        if file is not None:
+            write.replace_file(release, file, reason="release deleted")
         release.delete()
         _audit(
             actor=actor,
@@ -466,5 +643,6 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
             request_data=None,
             result=payload,
         )
-        _after_commit_delete(file.key if file else None, "release deleted")
-    return payload
+        return payload
+
+    return _write_locked(team, None, body)

@@ -1,21 +1,21 @@
 """The one place that knows release object keys and talks to the storage backend."""
 
 import base64
-import hashlib
+import errno
 import logging
 import mimetypes
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.db import DatabaseError
 from storages.backends.s3 import S3Storage
 
 from lukittu.api import ApiError, Code
@@ -25,30 +25,16 @@ logger = logging.getLogger("releases.storage")
 RELEASES_PREFIX = "releases/"
 STORAGE_ERRORS = (OSError, BotoCoreError, ClientError)
 CONTENT_TYPES = {"jar": "application/java-archive", "zip": "application/zip"}
-_HASH_CHUNK = 1024 * 1024
+_COPY_CHUNK = 1024 * 1024
 
 
 class ReleaseS3Storage(S3Storage):
-    """S3 with an end-to-end checksum: each PUT carries the SHA-256 computed while the upload
-    streamed in, which S3 verifies before storing the object. Uploads are single PUTs (a full
-    object checksum cannot be sent with a multipart upload), which S3 allows up to 5 GiB."""
-
-    def __init__(self, **settings: Any) -> None:
-        settings.setdefault(
-            "transfer_config", TransferConfig(multipart_threshold=5 * 1024**3, use_threads=False)
-        )
-        super().__init__(**settings)
-
-    def _get_write_parameters(self, name: str, content: Any = None) -> dict[str, Any]:
-        params = super()._get_write_parameters(name, content)
-        digest = getattr(content, "sha256", None)
-        if digest:
-            params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(digest)).decode()
-        return params
+    """S3 for release files. Release uploads bypass ``save`` (see ``store_object``): each is
+    one PUT with end-to-end checksums, which S3 allows up to 5 GiB."""
 
 
 @dataclass(frozen=True)
-class StoredObject:
+class ListedObject:
     key: str
     size: int
     modified_at: datetime
@@ -80,107 +66,118 @@ def content_type_for(extension: str) -> str:
     )
 
 
-def _sha256_of_local(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _store_local(storage: FileSystemStorage, key: str, upload: Any, size: int) -> None:
+    """Link the finished temporary upload into place: the bytes were hashed as they were
+    written, so there is nothing to copy or read back. Falls back to one copy when the
+    temporary folder is on another file system. Never overwrites: keys are fresh."""
+    path = storage.path(key)
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    source = upload.temporary_file_path()
+    upload.file.flush()
+    # The build must survive a crash once the row that points at it has committed.
+    os.fsync(upload.file.fileno())
+    try:
+        os.link(source, path)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+            raise
+        _copy_exclusively(source, path)
+    os.chmod(path, settings.FILE_UPLOAD_PERMISSIONS or 0o640)
+    _fsync_directory(os.path.dirname(path))
+    if os.path.getsize(path) != size:
+        raise StoredBytesDiffer(key)
 
 
-def _stored_matches(storage: Storage, key: str, *, size: int, md5: str, sha256: str) -> bool:
-    """Reads back what the store holds under ``key`` and compares it with what was received."""
-    if isinstance(storage, S3Storage):
-        head = storage.connection.meta.client.head_object(
-            Bucket=storage.bucket_name, Key=key, ChecksumMode="ENABLED"
-        )
-        if head["ContentLength"] != size:
-            return False
-        stored_sha256 = head.get("ChecksumSHA256")
-        if stored_sha256 and "-" not in stored_sha256:
-            return base64.b64decode(stored_sha256).hex() == sha256
-        etag = head.get("ETag", "").strip('"')
-        # A single-part upload's ETag is its MD5, except under SSE-KMS (then only the size).
-        if len(etag) == 32 and "-" not in etag and head.get("ServerSideEncryption") != "aws:kms":
-            return etag == md5
-        return True
-    if isinstance(storage, FileSystemStorage):
-        path = storage.path(key)
-        return os.path.getsize(path) == size and _sha256_of_local(path) == sha256
-    return storage.size(key) == size
+def _copy_exclusively(source: str, path: str) -> None:
+    with open(source, "rb") as reader, open(path, "xb") as writer:
+        shutil.copyfileobj(reader, writer, _COPY_CHUNK)
+        writer.flush()
+        os.fsync(writer.fileno())
+
+
+def _fsync_directory(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _store_s3(
+    storage: S3Storage, key: str, upload: Any, *, extension: str, size: int, md5: str, sha256: str
+) -> None:
+    """One PUT of the file as it lies on disk (streamed, never held in memory), carrying its
+    MD5 and SHA-256 so the store refuses bytes that changed in transit. The PUT's answer says
+    what was stored: no second round trip to read it back."""
+    upload.seek(0)
+    answer = storage.connection.meta.client.put_object(
+        Bucket=storage.bucket_name,
+        Key=key,
+        Body=upload.file,
+        ContentLength=size,
+        ContentType=content_type_for(extension),
+        ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(),
+        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+        **_s3_write_extras(storage),
+    )
+    stored_sha256 = answer.get("ChecksumSHA256")
+    if stored_sha256 and "-" not in stored_sha256:
+        if base64.b64decode(stored_sha256).hex() != sha256:
+            raise StoredBytesDiffer(key)
+        return
+    etag = answer.get("ETag", "").strip('"')
+    # A single-part upload's ETag is its MD5, except under SSE-KMS.
+    if answer.get("ServerSideEncryption") != "aws:kms" and etag != md5:
+        raise StoredBytesDiffer(key)
+
+
+def _s3_write_extras(storage: S3Storage) -> dict[str, Any]:
+    """The bucket-wide write parameters the storage is configured with (encryption, cache
+    headers), without the ACL: objects stay private."""
+    extras = dict(storage.get_object_parameters(""))
+    extras.pop("ACL", None)
+    return {name: value for name, value in extras.items() if value is not None}
+
+
+class StoredBytesDiffer(Exception):
+    """The store holds something other than the bytes received."""
 
 
 def store_object(
-    *, key: str, content: IO[bytes], extension: str, size: int, md5: str, sha256: str
+    *, key: str, upload: Any, extension: str, size: int, md5: str, sha256: str
 ) -> None:
-    """Write ``content`` under exactly ``key`` and check that the store holds exactly those
-    bytes; any failure is a 503. On failure the caller deletes ``key`` (after its transaction
-    has rolled back), since a failed write may still have left something there."""
-    upload = File(content, name=key)
-    # The client's Content-Type is never trusted: it is derived from the extension.
-    upload.content_type = content_type_for(extension)
-    upload.sha256 = sha256
+    """Write the finished upload under exactly ``key`` (a fresh key: nothing is overwritten)
+    and make sure the store holds exactly those bytes. Any failure is a 503; the caller's
+    ledger entry decides what happens to whatever the failed write may have left."""
     storage = release_storage()
     try:
-        stored_as = storage.save(key, upload)
+        if isinstance(storage, S3Storage):
+            _store_s3(storage, key, upload, extension=extension, size=size, md5=md5, sha256=sha256)
+        elif isinstance(storage, FileSystemStorage):
+            _store_local(storage, key, upload, size)
+        else:
+            upload.seek(0)
+            if storage.save(key, File(upload.file, name=key)) != key:
+                raise StoredBytesDiffer(key)
+    except StoredBytesDiffer:
+        logger.error("Stored object %s does not match the upload", key)
+        raise storage_unavailable() from None
     except STORAGE_ERRORS:
         logger.exception("Storing %s failed", key)
         raise storage_unavailable() from None
-    if stored_as != key:
-        logger.error("Storage saved %s as %s", key, stored_as)
-        delete_object_quietly(stored_as, reason="stored under another name")
-        raise storage_unavailable()
-    try:
-        intact = _stored_matches(storage, key, size=size, md5=md5, sha256=sha256)
-    except STORAGE_ERRORS:
-        logger.exception("Reading %s back after the write failed", key)
-        intact = False
-    if not intact:
-        logger.error("Stored object %s does not match the upload", key)
-        raise storage_unavailable()
-
-
-def _record_stale(key: str, reason: str, error: Exception) -> None:
-    from releases.models import StaleObject
-
-    try:
-        stale, created = StaleObject.objects.get_or_create(
-            key=key, defaults={"reason": reason, "last_error": repr(error)[:2000]}
-        )
-        if not created:
-            stale.attempts += 1
-            stale.last_error = repr(error)[:2000]
-            stale.save(update_fields=["attempts", "last_error", "updated_at"])
-    except DatabaseError:
-        logger.exception("Could not record stale object %s; the reconciler will find it", key)
-
-
-def delete_object_quietly(key: str, *, reason: str) -> bool:
-    """Delete an object; on failure log it and record it for the reconciler instead of raising.
-    True when it is gone."""
-    try:
-        release_storage().delete(key)
-    except Exception as error:
-        # Any error, not only the storage's own: this runs after commit, where raising would
-        # fail an update that has already happened (and its cleanup would then delete the new
-        # object the committed row points at).
-        logger.exception("Deleting %s (%s) failed; recorded for reconcile_storage", key, reason)
-        _record_stale(key, reason, error)
-        return False
-    return True
 
 
 def delete_object(key: str) -> None:
-    """Delete an object, raising the storage's error on failure."""
+    """Delete an object, raising the storage's error on failure (a missing object is gone)."""
     release_storage().delete(key)
 
 
-def list_objects(prefix: str = RELEASES_PREFIX) -> Iterator[StoredObject]:
+def list_objects(prefix: str = RELEASES_PREFIX) -> Iterator[ListedObject]:
     """Every object under ``prefix`` with its size and last modification time."""
     storage = release_storage()
     if isinstance(storage, S3Storage):
         for summary in storage.bucket.objects.filter(Prefix=prefix):
-            yield StoredObject(summary.key, summary.size, summary.last_modified)
+            yield ListedObject(summary.key, summary.size, summary.last_modified)
         return
     if isinstance(storage, FileSystemStorage):
         root = storage.path(prefix)
@@ -189,6 +186,6 @@ def list_objects(prefix: str = RELEASES_PREFIX) -> Iterator[StoredObject]:
                 path = os.path.join(directory, name)
                 stat = os.stat(path)
                 key = os.path.relpath(path, storage.location).replace(os.sep, "/")
-                yield StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                yield ListedObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
         return
     raise NotImplementedError(f"Listing is not supported for {type(storage).__name__}")

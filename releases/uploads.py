@@ -1,5 +1,7 @@
 """Streams a multipart file part to a temporary file, hashing it as it goes and enforcing the size
-limit while it streams: the body is never held whole in memory."""
+limit while it streams: the body is never held whole in memory. Temporary files live in
+``FILE_UPLOAD_TEMP_DIR``, a folder the service owns; ``reconcile_storage`` removes the ones a
+killed process left behind."""
 
 import hashlib
 from typing import Any
@@ -55,6 +57,12 @@ class HashingUploadHandler(FileUploadHandler):
         self.sha256.update(raw_data)
         self.upload.write(raw_data)
         return None
+
+    def upload_interrupted(self) -> None:
+        """The body ended inside the file: drop its temporary file now, not at collection."""
+        upload = getattr(self, "upload", None)
+        if upload is not None:
+            upload.close()
 
     def file_complete(self, file_size: int) -> ReleaseUpload:
         upload = self.upload

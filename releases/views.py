@@ -6,14 +6,15 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from lukittu.api import ApiError, Code, success
+from lukittu.ids import parse_uuid
 from releases import openapi
+from releases.parsers import ReleaseMultiPartParser, incomplete_body
 from releases.selectors import release_get, release_list
 from releases.serializers import (
     ReleaseCreateSerializer,
@@ -58,9 +59,7 @@ def parse_data_field(raw: str) -> dict[str, Any]:
 def parse_path_id(value: str, label: str) -> uuid.UUID:
     """A UUID in its canonical 36-character form (any case), else 400 ``Invalid <label>``."""
     try:
-        if len(value) != 36:
-            raise ValueError(value)
-        return uuid.UUID(value)
+        return parse_uuid(value)
     except ValueError:
         raise ApiError(400, Code.BAD_REQUEST, f"Invalid {label}") from None
 
@@ -108,9 +107,11 @@ class TeamApiView(APIView):
 
 
 class MultipartUploadMixin:
-    """Refuses what is not multipart (415) and bodies over the file limit plus 1 MiB for the
-    other fields (413, before the body is read), then streams the file part to disk."""
+    """Refuses what is not multipart (415), bodies over the file limit plus 1 MiB for the
+    other fields (413, before the body is read) and bodies of unannounced length (411), then
+    streams the file part to disk; ``ReleaseMultiPartParser`` refuses an incomplete body."""
 
+    parser_classes = [ReleaseMultiPartParser]
     upload_methods: tuple[str, ...] = ()
 
     def check_upload(self, request: Request) -> None:
@@ -120,12 +121,17 @@ class MultipartUploadMixin:
         if not content_type.lower().startswith("multipart/form-data"):
             raise ApiError(415, Code.BAD_REQUEST, "Unsupported media type")
         limit = max_file_bytes()
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            raise ApiError(400, Code.BAD_REQUEST, "Invalid Content-Length") from None
+        announced = request.META.get("CONTENT_LENGTH") or ""
+        if not announced.strip():
+            # A chunked body: its size is unknown until it has been read.
+            raise ApiError(411, Code.BAD_REQUEST, "Length required")
+        if not announced.strip().isascii() or not announced.strip().isdigit():
+            raise ApiError(400, Code.BAD_REQUEST, "Invalid Content-Length")
+        length = int(announced)
         if length > limit + MEGABYTE:
             raise file_too_large(limit)
+        if length == 0:
+            raise incomplete_body()
         request._request.upload_handlers = [HashingUploadHandler(request, max_bytes=limit)]
 
 
@@ -151,7 +157,9 @@ def parse_release_request(
         )
     if len(files) > 1:
         raise ApiError(400, Code.BAD_REQUEST, "Send at most one file")
-    if "file" in request.POST:
+    # A text ``file`` field: empty is no file (what a browser sends when none was chosen, as a
+    # part with an empty file name); anything else is a mistake to point out.
+    if any(value != "" for value in request.POST.getlist("file")):
         raise ApiError(400, Code.BAD_REQUEST, "The file field must be a file upload")
     return (
         data,
@@ -179,7 +187,6 @@ def parse_query(request: Request) -> dict[str, Any]:
 class ReleaseListView(MultipartUploadMixin, TeamApiView):
     """``/teams/{teamId}/releases``: list (GET) and create (POST)."""
 
-    parser_classes = [MultiPartParser]
     upload_methods = ("POST",)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -211,20 +218,19 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
     @openapi.create_release
     def post(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseCreateSerializer)
-        release = release_create(
+        created = release_create(
             actor=actor_for(request),
             changes=changes,
             upload=upload,
             max_file_bytes=max_file_bytes(),
             request_data=data,
         )
-        return success(release_payload(release), details="Release created", status=201)
+        return success(created, details="Release created", status=201)
 
 
 class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
     """``/teams/{teamId}/releases/{releaseId}``: get, update (PUT) and delete."""
 
-    parser_classes = [MultiPartParser]
     upload_methods = ("PUT",)
     path_ids = {"teamId": "team_id", "releaseId": "release_id"}
 
@@ -240,7 +246,7 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
     @openapi.update_release
     def put(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseUpdateSerializer)
-        release = release_update(
+        updated = release_update(
             actor=actor_for(request),
             release_id=self.release_id,
             changes=changes,
@@ -248,7 +254,7 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
             max_file_bytes=max_file_bytes(),
             request_data=data,
         )
-        return success(release_payload(release), details="Release updated")
+        return success(updated, details="Release updated")
 
     @openapi.delete_release
     def delete(self, request: Request, **kwargs: Any) -> Response:

@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -45,16 +45,13 @@ class TeamAdmin(admin.ModelAdmin):
     )
     actions = ("soft_delete",)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
-        return super().get_queryset(request).annotate(_storage_used=Sum("release_files__size"))
-
     @admin.display(description="Storage limit", ordering="storage_limit_bytes")
     def storage_limit(self, team: Team) -> str:
         return _megabytes(team.storage_limit_bytes)
 
-    @admin.display(description="Storage used", ordering="_storage_used")
+    @admin.display(description="Storage used", ordering="storage_used_bytes")
     def storage_used(self, team: Team) -> str:
-        return _megabytes(getattr(team, "_storage_used", None))
+        return _megabytes(team.storage_used_bytes)
 
     @admin.action(description="Soft-delete the selected teams (their keys stop working)")
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:

@@ -5,6 +5,7 @@ import hmac
 import secrets
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
@@ -24,6 +25,11 @@ class Team(models.Model):
     storage_limit_bytes = models.BigIntegerField(
         default=DEFAULT_STORAGE_LIMIT_MB * MEGABYTE,
         help_text="Total bytes of release files the team may store.",
+    )
+    storage_used_bytes = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Bytes of the team's release files, kept in step with them by every write.",
     )
     max_releases_per_product = models.PositiveIntegerField(
         default=DEFAULT_MAX_RELEASES_PER_PRODUCT,
@@ -45,6 +51,17 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The stored-bytes total moves only through F() updates in the writes that change
+        # files; saving a team loaded earlier (an admin form) must not put an old total back.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "storage_used_bytes"
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def is_deleted(self) -> bool:

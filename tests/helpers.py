@@ -1,5 +1,6 @@
 """Builders shared by the tests: request bodies, multipart PUTs, JAR archives."""
 
+import errno
 import hashlib
 import io
 import json
@@ -8,13 +9,15 @@ import zipfile
 from typing import Any
 
 from django.core.files.base import ContentFile
+from django.db.models import F
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from lukittu.api import iso_utc
+from releases import storage as storage_module
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
 from releases.storage import list_objects, release_file_key, release_storage
-from teams.models import AuditLog
+from teams.models import AuditLog, Team
 
 
 def release_url(team_id: Any, release_id: Any) -> str:
@@ -157,6 +160,10 @@ def attach_file(
         extension=name.rsplit(".", 1)[-1].lower(),
     )
     assert release_storage().save(key, ContentFile(content)) == key
+    # As the write that stored it would: the team's stored-bytes total moves with its files.
+    Team.objects.filter(pk=release.team_id).update(
+        storage_used_bytes=F("storage_used_bytes") + len(content)
+    )
     return ReleaseFile.objects.create(
         id=file_id,
         team_id=release.team_id,
@@ -249,3 +256,13 @@ def release_json(release: Release) -> dict[str, Any]:
             .values_list("license_id", flat=True)
         ],
     }
+
+
+def break_storage_writes(monkeypatch: Any) -> None:
+    """Every write to release storage fails, as a storage that is down would."""
+
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EIO, "storage is down")
+
+    monkeypatch.setattr(storage_module, "_store_local", down)
+    monkeypatch.setattr(storage_module, "_store_s3", down)

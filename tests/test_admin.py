@@ -55,7 +55,7 @@ def release_with_file(world):
         "releases/branch",
         "releases/release",
         "releases/releasefile",
-        "releases/staleobject",
+        "releases/ledgerentry",
     ],
 )
 def test_every_changelist_renders(staff, release_with_file, model):

@@ -11,11 +11,11 @@ import pytest
 from django.db import DatabaseError
 
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
-from releases.storage import release_storage
 from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, AuditLog, Team
 from teams.services import team_create
 from tests.helpers import (
     assert_error,
+    break_storage_writes,
     create_data,
     make_jar,
     post_release,
@@ -680,11 +680,7 @@ def test_storage_failing_on_write_is_a_503_and_leaves_nothing(
     client, world, monkeypatch, django_capture_on_commit_callbacks
 ):
     before = team_state(world.team)
-
-    def unavailable(*args, **kwargs):
-        raise OSError("storage is down")
-
-    monkeypatch.setattr(release_storage(), "save", unavailable)
+    break_storage_writes(monkeypatch)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = create(client, world, create_data(world.product), file=("build.jar", JAR))

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from releases.models import Release, ReleaseFile, StaleObject
+from releases.models import LedgerEntry, Release, ReleaseFile
 from releases.serializers import release_payload
 from teams.models import AuditLog
 from teams.services import api_key_create
@@ -153,7 +153,7 @@ def test_parallel_uploads_to_one_release_leave_one_file_and_one_object(
             assert winner["updatedAt"] == max(r.json()["data"]["updatedAt"] for r in responses)
 
     assert ReleaseFile.objects.count() == 1
-    assert not StaleObject.objects.exists(), list(StaleObject.objects.values())
+    assert not LedgerEntry.objects.exists(), list(LedgerEntry.objects.values())
     assert (
         AuditLog.objects.filter(team=world.team, action="release.update").count()
         == ROUNDS * PARALLEL

@@ -8,7 +8,6 @@ import random
 import uuid
 
 import pytest
-from django.core.files import File
 from django.db import DatabaseError
 
 from releases import storage as storage_module
@@ -18,6 +17,7 @@ from teams.models import AuditLog
 from tests.helpers import (
     assert_error,
     attach_file,
+    break_storage_writes,
     make_jar,
     put_release,
     read_object,
@@ -92,7 +92,7 @@ def deletion_failures_logged(caplog):
     return [
         record.args[0]
         for record in caplog.records
-        if record.name == "releases.storage"
+        if record.name == "releases.ledger"
         and record.levelno == logging.ERROR
         and record.msg.startswith("Deleting %s")
         and "failed" in record.msg
@@ -221,11 +221,7 @@ def test_storage_failing_on_write_is_a_503_and_changes_nothing(
     client, prepared, monkeypatch, django_capture_on_commit_callbacks
 ):
     before = team_state(prepared.team)
-
-    def unavailable(*args, **kwargs):
-        raise OSError(errno.EIO, "storage is down")
-
-    monkeypatch.setattr(release_storage(), "save", unavailable)
+    break_storage_writes(monkeypatch)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = put_update(client, prepared, changing_everything(prepared))
@@ -241,20 +237,21 @@ def test_storage_failing_on_write_is_a_503_and_changes_nothing(
 def test_storage_failing_part_way_through_a_write_leaves_no_partial_object(
     client, prepared, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """The disk fills up after the first chunk: the file system backend has already created the
-    object by then, and it must not stay behind."""
+    """The upload cannot be linked into place (another file system), and the disk fills up
+    part-way through the copy: the copy already exists by then, and it must not stay behind."""
     written = []
 
-    class DiskFillsUp(File):
-        def chunks(self, chunk_size=None):
-            for chunk in super().chunks(chunk_size):
-                if written:
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                written.append(len(chunk))
-                yield chunk
+    def other_file_system(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def copy_until_full(reader, writer, length=0):
+        writer.write(reader.read(1000))
+        written.append(1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     before = team_state(prepared.team)
-    monkeypatch.setattr(storage_module, "File", DiskFillsUp)
+    monkeypatch.setattr(storage_module.os, "link", other_file_system)
+    monkeypatch.setattr(storage_module.shutil, "copyfileobj", copy_until_full)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         response = put_update(client, prepared, changing_everything(prepared))
@@ -275,7 +272,7 @@ def test_storage_failing_to_delete_the_old_object_after_commit_still_updates(
     monkeypatch.setattr(release_storage(), "delete", cannot_delete)
 
     with (
-        caplog.at_level(logging.ERROR, logger="releases.storage"),
+        caplog.at_level(logging.ERROR, logger="releases.ledger"),
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
         response = put_update(client, prepared, changing_everything(prepared))

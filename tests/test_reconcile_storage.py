@@ -1,16 +1,20 @@
-"""Failures after commit lose nothing and leave nothing behind for long: stale objects are
-recorded, and `reconcile_storage` deletes orphans and reports missing objects. Each test runs
-on local files and on the S3 test server."""
+"""Failures lose nothing and leave nothing behind for long: `reconcile_storage` finishes what
+the ledger records (deletions due, abandoned uploads), deletes true orphans after the grace
+period, corrects storage totals and reports missing objects. Each storage test runs on local
+files and on the S3 test server."""
 
 import io
+import os
+import time
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 
-from releases.models import ReleaseFile, StaleObject
+from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import list_objects, release_storage
+from teams.models import Team
 from tests.helpers import make_jar, put_release, update_data
 
 
@@ -62,29 +66,33 @@ def test_a_failed_delete_after_commit_keeps_the_update_and_is_retried_later(
     new = ReleaseFile.objects.get(release=world.release)
     assert response.json()["data"]["file"]["id"] == str(new.id)
     assert keys() == {old.key, new.key}
-    assert list(StaleObject.objects.values_list("key", "reason")) == [(old.key, "replaced")]
+    assert list(LedgerEntry.objects.values_list("key", "state", "reason", "attempts")) == [
+        (old.key, "DELETING", "replaced", 1)
+    ]
     assert "recorded for reconcile_storage" in caplog.text
 
-    code, out, _ = reconcile()  # the default grace period does not apply to recorded objects
+    code, out, _ = reconcile()  # the grace period does not apply to recorded deletions
     assert code == 0
     assert keys() == {new.key}
-    assert not StaleObject.objects.exists()
-    assert "deleted 1 stale objects" in out
+    assert not LedgerEntry.objects.exists()
+    assert "deleted 1 objects due for deletion" in out
     assert release_storage().open(new.key).read() == second_jar
 
 
-def test_a_stale_record_for_a_referenced_object_never_deletes_it(client, world, backend):
+def test_a_deletion_record_for_a_referenced_object_never_deletes_it(client, world, backend):
     assert upload(client, world, make_jar()).status_code == 200
     current = ReleaseFile.objects.get(release=world.release)
-    StaleObject.objects.create(key=current.key, reason="replaced")
+    LedgerEntry.objects.create(key=current.key, state="DELETING", reason="replaced")
     assert reconcile("--older-than", "0")[0] == 0
     assert current.key in keys()
-    assert not StaleObject.objects.exists()
+    assert not LedgerEntry.objects.exists()
 
 
-def test_objects_left_by_a_process_that_died_after_commit_are_deleted(
+def test_the_replaced_object_of_a_process_that_died_after_commit_is_deleted_at_once(
     client, world, backend, django_capture_on_commit_callbacks
 ):
+    """The replacement committed its deletion record: no grace period is needed to know the
+    old object is garbage."""
     with django_capture_on_commit_callbacks(execute=True):
         assert upload(client, world, make_jar()).status_code == 200
     old = ReleaseFile.objects.get(release=world.release)
@@ -94,18 +102,91 @@ def test_objects_left_by_a_process_that_died_after_commit_are_deleted(
     new = ReleaseFile.objects.get(release=world.release)
     assert keys() == {old.key, new.key}
 
-    code, out, _ = reconcile()  # within the grace period: an upload may still be in flight
+    code, out, _ = reconcile("--dry-run")
     assert code == 0 and keys() == {old.key, new.key}
-    assert "kept 1 younger than 60 minutes" in out
+    assert f"would delete {old.key} (due for deletion)" in out
 
-    code, out, _ = reconcile("--older-than", "0", "--dry-run")
-    assert code == 0 and keys() == {old.key, new.key}
-    assert f"would delete orphan {old.key}" in out
+    code, out, _ = reconcile()
+    assert code == 0 and keys() == {new.key}
+    assert not LedgerEntry.objects.exists()
+
+
+def test_an_upload_abandoned_in_flight_is_deleted_after_the_grace_period(world, backend):
+    """A process killed between writing an object and its transaction: the UPLOADING entry
+    keeps the bytes reserved until the reconciler ends it."""
+    key = f"releases/{world.team.id}/{world.release.id}/abandoned.jar"
+    LedgerEntry.objects.create(
+        key=key, team=world.team, state="UPLOADING", size=5, reason="upload in flight"
+    )
+    release_storage().save(key, ContentFile(b"bytes"))
+
+    code, out, _ = reconcile()  # younger than the grace period: it may still be in flight
+    assert code == 0 and key in keys()
+    assert LedgerEntry.objects.get(key=key).state == "UPLOADING"
 
     code, out, _ = reconcile("--older-than", "0")
-    assert code == 0 and keys() == {new.key}
-    assert f"deleted orphan {old.key}" in out
-    assert "deleted 1 orphaned objects" in out
+    assert code == 0 and key not in keys()
+    assert not LedgerEntry.objects.exists()
+    assert "1 abandoned uploads" in out
+
+
+def test_an_uploading_entry_whose_row_committed_is_settled_not_deleted(client, world, backend):
+    assert upload(client, world, make_jar()).status_code == 200
+    current = ReleaseFile.objects.get(release=world.release)
+    LedgerEntry.objects.create(
+        key=current.key, team=world.team, state="UPLOADING", size=1, reason="upload in flight"
+    )
+    assert reconcile("--older-than", "0")[0] == 0
+    assert current.key in keys()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_true_orphan_is_deleted_only_after_the_grace_period(world, backend):
+    key = f"releases/{world.team.id}/{world.release.id}/orphan.bin"
+    release_storage().save(key, ContentFile(b"nobody's"))
+
+    code, out, _ = reconcile()
+    assert code == 0 and key in keys()
+    assert "kept 1 orphans younger than 60 minutes" in out
+
+    code, out, _ = reconcile("--older-than", "0", "--dry-run")
+    assert code == 0 and key in keys()
+    assert f"would delete orphan {key}" in out
+
+    code, out, _ = reconcile("--older-than", "0")
+    assert code == 0 and key not in keys()
+    assert "1 orphaned objects" in out
+
+
+def test_a_drifted_storage_total_is_corrected(client, world, backend):
+    assert upload(client, world, make_jar()).status_code == 200
+    actual = ReleaseFile.objects.get(release=world.release).size
+    Team.objects.filter(pk=world.team.pk).update(storage_used_bytes=actual + 999)
+
+    code, _, err = reconcile("--dry-run")
+    assert code == 0
+    assert f"recorded {actual + 999}, files hold {actual}" in err
+    assert Team.objects.get(pk=world.team.pk).storage_used_bytes == actual + 999
+
+    code, out, err = reconcile()
+    assert code == 0 and "corrected" in err and "1 storage totals corrected" in out
+    assert Team.objects.get(pk=world.team.pk).storage_used_bytes == actual
+
+
+def test_temporary_files_left_by_killed_workers_are_removed(settings, tmp_path, world):
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploads")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    old, fresh = folder / "tmpold.upload.jar", folder / "tmpnew.upload.jar"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(old, (two_hours_ago, two_hours_ago))
+
+    code, out, _ = reconcile()
+    assert code == 0
+    assert not old.exists() and fresh.exists()
+    assert "1 temporary files" in out
 
 
 def test_objects_outside_the_releases_prefix_are_never_touched(world, backend):
@@ -132,4 +213,4 @@ def test_a_clean_store_reports_nothing(client, world, backend):
     assert upload(client, world, make_jar()).status_code == 200
     code, out, err = reconcile("--older-than", "0")
     assert (code, err) == (0, "")
-    assert "deleted 0 orphaned objects" in out and "0 release files missing" in out
+    assert "0 orphaned objects" in out and "0 release files missing" in out

@@ -1,28 +1,44 @@
 """manage.py reconcile_storage [--dry-run] [--older-than MINUTES]
 
-Makes storage and database agree again after failures that the update could not clean up
-itself (a delete that failed, a process that died between commit and delete):
+Finishes, from committed rows alone, whatever a failed, timed-out or killed request left:
 
-1. retries the deletes recorded as stale objects;
-2. deletes objects under ``releases/`` that no ReleaseFile references and that are older than
-   the grace period (younger ones may belong to an upload still in flight);
-3. reports ReleaseFile rows whose object is missing, and exits with status 1 if there are any.
+1. ``DELETING`` ledger entries: deletes their objects (a replaced or removed build, an
+   abandoned upload), then the entries;
+2. ``UPLOADING`` entries older than the grace period: their request is long gone, so unless a
+   release file references the key (it never does once its transaction committed), the upload
+   was abandoned: its reservation ends and its object is deleted;
+3. objects under ``releases/`` that neither a release file nor a ledger entry accounts for
+   and that are older than the grace period (true orphans) are deleted;
+4. temporary upload files older than the grace period (left by killed workers) are removed;
+5. each team's stored-bytes total is checked against its files, and corrected;
+6. release files whose object is missing are reported, and the command exits with status 1.
+
+An object that a release file references is never deleted: that is checked again right
+before each delete.
 """
 
+import os
+import time
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
-from releases.models import ReleaseFile, StaleObject
+from releases.ledger import finish_deletions
+from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import STORAGE_ERRORS, delete_object, list_objects
+from teams.models import Team
 
 DEFAULT_GRACE_MINUTES = 60
+State = LedgerEntry.State
 
 
 class Command(BaseCommand):
-    help = "Delete orphaned release objects and report release files whose object is missing."
+    help = "Finish interrupted deletes and uploads, delete orphans, report missing objects."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Report, delete nothing.")
@@ -31,64 +47,34 @@ class Command(BaseCommand):
             type=int,
             default=DEFAULT_GRACE_MINUTES,
             metavar="MINUTES",
-            help=f"Only delete orphans older than this (default {DEFAULT_GRACE_MINUTES}).",
+            help=(
+                "Grace period for uploads in flight, orphans and temporary files "
+                f"(default {DEFAULT_GRACE_MINUTES}; keep it above the longest request)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        dry_run: bool = options["dry_run"]
         if options["older_than"] < 0:
             self.stderr.write("--older-than must not be negative")
             raise SystemExit(2)
+        self.dry_run: bool = options["dry_run"]
+        self.verb = "would delete" if self.dry_run else "deleted"
         started = timezone.now()
         cutoff = started - timedelta(minutes=options["older_than"])
-        verb = "would delete" if dry_run else "deleted"
 
-        # Listed before the rows are read: an object written after this point is not looked at,
-        # and a row committed after it is not reported missing (see created_at below).
+        # Listed first: a row committed after the listing can only add references, and an
+        # object written after it is not looked at.
         objects = {item.key: item for item in list_objects()}
+        deleting = self.finish_deleting()
+        abandoned = self.abandon_old_uploads(cutoff)
+        accounted = set(LedgerEntry.objects.values_list("key", flat=True))
         rows = list(ReleaseFile.objects.values_list("key", "release_id", "created_at"))
         referenced = {key for key, _, _ in rows}
-
-        stale_done = stale_failed = 0
-        for stale in StaleObject.objects.all():
-            if stale.key in referenced:
-                stale.delete()  # referenced again: it is not stale, never delete it
-                continue
-            if dry_run:
-                self.stdout.write(f"{verb} stale {stale.key}")
-                stale_done += 1
-                continue
-            try:
-                delete_object(stale.key)
-            except STORAGE_ERRORS as error:
-                stale_failed += 1
-                stale.attempts += 1
-                stale.last_error = repr(error)[:2000]
-                stale.save(update_fields=["attempts", "last_error", "updated_at"])
-                self.stderr.write(f"could not delete stale {stale.key}: {error}")
-                continue
-            stale.delete()
-            objects.pop(stale.key, None)
-            stale_done += 1
-
-        orphans = [item for key, item in sorted(objects.items()) if key not in referenced]
-        deleted = kept_recent = failed = 0
-        freed = 0
-        for item in orphans:
-            if item.modified_at > cutoff:
-                kept_recent += 1
-                continue
-            if not dry_run:
-                try:
-                    delete_object(item.key)
-                except STORAGE_ERRORS as error:
-                    failed += 1
-                    self.stderr.write(f"could not delete {item.key}: {error}")
-                    continue
-            self.stdout.write(f"{verb} orphan {item.key} ({item.size} bytes)")
-            deleted += 1
-            freed += item.size
-
+        for key in deleting + abandoned:
+            objects.pop(key, None)
+        orphans, kept_recent, failed = self.delete_orphans(objects, referenced | accounted, cutoff)
+        temporary = self.remove_stale_temporary_files(options["older_than"])
+        drifted = self.correct_stored_bytes()
         missing = [
             (key, release_id)
             for key, release_id, created_at in rows
@@ -99,10 +85,105 @@ class Command(BaseCommand):
 
         self.stdout.write(
             f"Scanned {len(objects)} objects and {len(referenced)} release files: "
-            f"{verb} {deleted} orphaned objects ({freed} bytes), "
-            f"kept {kept_recent} younger than {options['older_than']} minutes, "
-            f"{verb} {stale_done} stale objects, {stale_failed + failed} deletes failed, "
+            f"{self.verb} {len(deleting)} objects due for deletion, "
+            f"{len(abandoned)} abandoned uploads, {orphans} orphaned objects "
+            f"and {temporary} temporary files; kept {kept_recent} orphans younger than "
+            f"{options['older_than']} minutes; {failed} deletes failed; "
+            f"{drifted} storage totals corrected; "
             f"{len(missing)} release files missing their object."
         )
         if missing:
             raise SystemExit(1)
+
+    def finish_deleting(self) -> list[str]:
+        keys = list(LedgerEntry.objects.filter(state=State.DELETING).values_list("key", flat=True))
+        if self.dry_run:
+            for key in keys:
+                self.stdout.write(f"{self.verb} {key} (due for deletion)")
+            return keys
+        done = finish_deletions(keys)
+        for key in keys:
+            self.stdout.write(f"{self.verb if key in done else 'could not delete'} {key}")
+        return done
+
+    def abandon_old_uploads(self, cutoff: Any) -> list[str]:
+        entries = LedgerEntry.objects.filter(state=State.UPLOADING, created_at__lt=cutoff)
+        keys = list(entries.values_list("key", flat=True))
+        if self.dry_run:
+            for key in keys:
+                self.stdout.write(f"{self.verb} {key} (abandoned upload)")
+            return keys
+        with transaction.atomic():
+            # Referenced would mean its write committed: then it is simply settled.
+            LedgerEntry.objects.filter(
+                key__in=ReleaseFile.objects.filter(key__in=keys).values("key")
+            ).delete()
+            LedgerEntry.objects.filter(key__in=keys, state=State.UPLOADING).update(
+                state=State.DELETING, size=0, reason="upload abandoned"
+            )
+        return finish_deletions(keys)
+
+    def delete_orphans(
+        self, objects: dict[str, Any], accounted: set[str], cutoff: Any
+    ) -> tuple[int, int, int]:
+        deleted = kept_recent = failed = 0
+        for key, item in sorted(objects.items()):
+            if key in accounted:
+                continue
+            if item.modified_at > cutoff:
+                kept_recent += 1
+                continue
+            if ReleaseFile.objects.filter(key=key).exists():
+                continue  # committed since the listing
+            if not self.dry_run:
+                try:
+                    delete_object(key)
+                except STORAGE_ERRORS as error:
+                    failed += 1
+                    self.stderr.write(f"could not delete {key}: {error}")
+                    continue
+            self.stdout.write(f"{self.verb} orphan {key} ({item.size} bytes)")
+            deleted += 1
+        return deleted, kept_recent, failed
+
+    def remove_stale_temporary_files(self, minutes: int) -> int:
+        folder = settings.FILE_UPLOAD_TEMP_DIR
+        if not folder or not os.path.isdir(folder):
+            return 0
+        cutoff = time.time() - minutes * 60
+        removed = 0
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                if not self.dry_run:
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue
+                self.stdout.write(f"{self.verb} temporary file {entry.name}")
+                removed += 1
+        return removed
+
+    def correct_stored_bytes(self) -> int:
+        """Each team's maintained total against the sum of its files, taken under the team's
+        lock so no write moves either while they are compared."""
+        corrected = 0
+        for team_id in Team.objects.values_list("pk", flat=True):
+            with transaction.atomic():
+                team = Team.objects.select_for_update().get(pk=team_id)
+                actual = (
+                    ReleaseFile.objects.filter(team=team).aggregate(total=Sum("size"))["total"] or 0
+                )
+                if team.storage_used_bytes == actual:
+                    continue
+                self.stderr.write(
+                    f"team {team.pk}: stored bytes recorded {team.storage_used_bytes}, "
+                    f"files hold {actual}" + ("" if self.dry_run else "; corrected")
+                )
+                if not self.dry_run:
+                    Team.objects.filter(pk=team.pk).update(storage_used_bytes=actual)
+                corrected += 1
+        return corrected
