@@ -57,11 +57,11 @@ class CompleteBody:
 
 class _KeepEveryFilePart(DjangoMultiPartParser):
     """A file part the client sent is a file: Django drops parts whose name cleans down to
-    nothing (``.``, ``..``, ``dir/``); here they stay, and the service refuses them for having
-    no extension."""
+    nothing (``.``, ``..``, ``dir/``); here they stay, under a name without an extension, and
+    the service refuses them for having none."""
 
     def sanitize_file_name(self, file_name: str) -> str | None:
-        return super().sanitize_file_name(file_name) or "."
+        return super().sanitize_file_name(file_name) or "unnamed"
 
 
 def _normalised_content_type(content_type: str) -> str:

@@ -25,7 +25,14 @@ READY_TIMEOUT = 30
 STOP_TIMEOUT = 20
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Settings the server gets only from ``live_server``, never from the test run's environment.
-OWN_SETTINGS = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "MEDIA_ROOT"}
+OWN_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "MEDIA_ROOT",
+    "UPLOAD_TEMP_DIR",
+}
 ACCESS_LINE = re.compile(r"^pid=<?(\d+)>? status=(\d+) ")
 
 
@@ -98,6 +105,8 @@ def server_env(media: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
         SECRET_KEY="live-server-test-secret",
         DATABASE_URL=database_url(),
         MEDIA_ROOT=str(media),
+        # Beside MEDIA_ROOT, on the same file system, as in a deployment.
+        UPLOAD_TEMP_DIR=str(media.parent / "uploads"),
         LOG_LEVEL="WARNING",
     )
     if os.environ.get("REDIS_URL"):
@@ -113,10 +122,14 @@ def live_server(
     workers: int = 1,
     threads: int = 1,
     extra_env: dict[str, str] | None = None,
+    config_file: Path | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[LiveServer]:
     """Gunicorn with ``workers`` processes of ``threads`` threads each on a free port, against
     the test database, with local files under ``directory/media`` (unless ``extra_env`` sets
-    S3), Redis when ``REDIS_URL`` is set, and ``extra_env`` on top. Always stopped on exit."""
+    S3), Redis when ``REDIS_URL`` is set, and ``extra_env`` on top. Always stopped on exit.
+    With ``config_file``, gunicorn reads it first; the options above still take precedence.
+    ``extra_args`` go to gunicorn's command line last (``--timeout 2``, say)."""
     port = free_port()
     media = directory / "media"
     media.mkdir(parents=True, exist_ok=True)
@@ -136,6 +149,9 @@ def live_server(
         "--access-logformat",
         "pid=%(p)s status=%(s)s %(m)s %(U)s",
     ]
+    if config_file is not None:
+        command += ["--config", str(config_file)]
+    command += list(extra_args)
     if "control_socket_disable" in Config().settings:
         # Newer gunicorn opens a control socket at one fixed path under $HOME by default;
         # servers started by parallel test runs would fight over it.
