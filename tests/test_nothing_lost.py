@@ -11,7 +11,7 @@ import pytest
 from django.db import DatabaseError
 
 from releases import storage as storage_module
-from releases.models import ReleaseFile, ReleaseLicense, ReleaseMetadata
+from releases.models import LedgerEntry, ReleaseFile, ReleaseLicense, ReleaseMetadata
 from releases.storage import release_storage
 from teams.models import AuditLog
 from tests.helpers import (
@@ -326,3 +326,49 @@ def test_after_a_real_commit_the_replaced_object_is_deleted(client, prepared):
     row = ReleaseFile.objects.get(release=prepared.release)
     assert stored_objects() == [row.key]
     assert read_object(row.key) == NEW_BYTES
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "interrupt", [SystemExit(1), KeyboardInterrupt()], ids=["system-exit", "keyboard-interrupt"]
+)
+def test_an_interrupt_inside_the_after_commit_delete_keeps_the_committed_build(
+    client, prepared, monkeypatch, interrupt
+):
+    """Gunicorn's timeout raises SystemExit wherever the worker is, here in the delete of the
+    replaced object after the commit. No cleanup may then touch the new object, which the
+    committed row references; the old one stays recorded for the reconciler."""
+
+    def interrupted(name):
+        raise interrupt
+
+    monkeypatch.setattr(release_storage(), "delete", interrupted)
+
+    with pytest.raises(type(interrupt)):
+        put_update(client, prepared, changing_everything(prepared))
+
+    monkeypatch.undo()
+    row = ReleaseFile.objects.get(release=prepared.release)
+    assert row.key != prepared.old_file.key
+    assert read_object(row.key) == NEW_BYTES
+    assert read_object(prepared.old_file.key) == OLD_BYTES
+    assert list(LedgerEntry.objects.values_list("key", "state")) == [
+        (prepared.old_file.key, "DELETING")
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupt_before_the_commit_abandons_only_the_new_object(client, prepared, monkeypatch):
+    """SystemExit inside the locked transaction: it rolls back, so the staged object is
+    abandoned (its record says so) and the old build is untouched."""
+    before = team_state(prepared.team)
+
+    def interrupted(*args, **kwargs):
+        raise SystemExit(1)
+
+    monkeypatch.setattr(AuditLog.objects, "create", interrupted)
+    with pytest.raises(SystemExit):
+        put_update(client, prepared, changing_everything(prepared))
+    monkeypatch.undo()
+    assert_as_before(prepared, before)
+    assert not LedgerEntry.objects.exists()

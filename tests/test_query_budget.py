@@ -29,10 +29,12 @@ import re
 from datetime import timedelta
 
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from teams.models import ApiKey
+from releases.models import Release, ReleaseFile
+from teams.models import ApiKey, Team
 from teams.services import license_create
 from tests.helpers import put_release, update_data
 
@@ -190,3 +192,45 @@ def test_a_stale_key_costs_exactly_one_more_statement_the_touch(client, world):
     assert not any(touches_key(sql) for sql in fresh)
     key = ApiKey.objects.get(team=world.team)
     assert timezone.now() - key.last_used_at < timedelta(minutes=1)
+
+
+def give_team_files(world, count, first=0):
+    """``count`` more releases of the team, each with a file row (what the quota once summed)."""
+    releases = Release.objects.bulk_create(
+        Release(
+            team=world.team,
+            product=world.other_product,
+            version=f"100.0.{index}",
+            version_sort_key=f"100.0.{index}",
+        )
+        for index in range(first, first + count)
+    )
+    ReleaseFile.objects.bulk_create(
+        ReleaseFile(
+            team=world.team,
+            release=release,
+            key=f"releases/{world.team.id}/{release.id}/file.bin",
+            size=10,
+            name="build.bin",
+            checksum="0" * 32,
+            sha256="0" * 64,
+        )
+        for release in releases
+    )
+    Team.objects.filter(pk=world.team.pk).update(
+        storage_used_bytes=F("storage_used_bytes") + count * 10
+    )
+
+
+def test_the_quota_check_costs_the_same_however_many_files_the_team_has(client, world):
+    """The storage limit is checked against a maintained per-team total and the (few) uploads
+    in flight, never a sum over every file: the statements are the same with 10 or 2,000."""
+    licenses = team_licenses(world)
+    give_team_files(world, 10)
+    few = measure(client, world, licenses, metadata_count=5, license_count=5, set_as_latest=False)
+    give_team_files(world, 1990, first=10)
+    many = measure(client, world, licenses, metadata_count=5, license_count=5, set_as_latest=False)
+
+    assert len(few) == len(many)
+    for sql in many:
+        assert not ("SUM(" in sql.upper() and "releases_releasefile" in sql), sql
