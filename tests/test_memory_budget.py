@@ -1,5 +1,6 @@
 """A 10 MiB upload through the real server (gunicorn, one sync worker) grows the worker's peak
-memory by less than 6 MiB: the body streams to disk and storage, never held whole in memory.
+memory by less than 6 MiB, on local files and on S3: the body streams to disk and storage,
+never held whole in memory.
 
 The peak is the kernel's VmHWM for the worker, reset with ``/proc/<pid>/clear_refs`` after a
 warm-up request, so imports and first-use caches are not counted."""
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from releases.models import ReleaseFile
+from releases.storage import release_storage
 from tests.helpers import release_url, update_data
 from tests.live import live_server
 
@@ -29,10 +31,22 @@ def memory_kib(pid, field):
     raise AssertionError(f"{field} not in /proc/{pid}/status")
 
 
-@pytest.fixture
-def server(transactional_db, tmp_path):
-    """The real service (one sync worker) on a free port, against the test database."""
-    with live_server(tmp_path, workers=1) as live:
+@pytest.fixture(params=["local", "s3"])
+def server(request, transactional_db, tmp_path):
+    """The real service (one sync worker) on a free port, against the test database, storing
+    files locally or on the S3 test server."""
+    env = {}
+    if request.param == "s3":
+        s3 = request.getfixturevalue("s3")
+        env = {
+            "AWS_STORAGE_BUCKET_NAME": s3.bucket,
+            "AWS_S3_ENDPOINT_URL": s3.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+    with live_server(tmp_path, workers=1, extra_env=env) as live:
+        live.backend = request.param
         yield live
 
 
@@ -92,7 +106,7 @@ def test_a_10_mib_upload_grows_the_worker_by_less_than_6_mib(server, world, tmp_
     peak = memory_kib(pid, "VmHWM")
     growth = (peak - before) * 1024
     print(
-        f"\nworker {pid}: VmRSS before {before} KiB, VmHWM after {peak} KiB, "
+        f"\n{server.backend}: worker {pid}: VmRSS before {before} KiB, VmHWM after {peak} KiB, "
         f"growth {growth / MIB:.2f} MiB"
     )
 
@@ -103,7 +117,6 @@ def test_a_10_mib_upload_grows_the_worker_by_less_than_6_mib(server, world, tmp_
     assert body["data"]["file"]["sha256"] == digest.hexdigest()
     stored = ReleaseFile.objects.get(release=world.release)
     assert (stored.size, stored.sha256) == (UPLOAD_BYTES, digest.hexdigest())
-    stored_path = server.media / stored.key
-    with stored_path.open("rb") as handle:
+    with release_storage().open(stored.key, "rb") as handle:
         assert hashlib.file_digest(handle, "sha256").hexdigest() == digest.hexdigest()
     assert growth < GROWTH_LIMIT, f"peak memory grew by {growth / MIB:.2f} MiB"
