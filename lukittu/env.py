@@ -1,5 +1,6 @@
 """Typed readers for configuration from the environment that fail loudly on bad values."""
 
+import math
 import os
 import re
 
@@ -43,6 +44,23 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_float(name: str, default: float, *, above: float | None = None) -> float:
+    """A finite decimal number such as ``0.25``; ``above`` is an exclusive lower bound (a
+    timeout of 0 would make a socket non-blocking, not fast)."""
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+    if above is not None and number <= above:
+        raise ImproperlyConfigured(f"{name} must be greater than {above:g}, got {number:g}")
     return number
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lukittu.env import env_bool, env_int, env_list, env_rate, env_str, env_url
-from lukittu.storage_settings import s3_storage
+from lukittu import storage_settings
+from lukittu.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,13 +89,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits) --------------------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
+# Seconds. A hung Redis costs a request at most one connect and one reply before the rate
+# limiter gives up and lets the request through.
+REDIS_CONNECT_TIMEOUT = env_float(
+    "REDIS_CONNECT_TIMEOUT", storage_settings.REDIS_CONNECT_TIMEOUT, above=0
+)
+REDIS_SOCKET_TIMEOUT = env_float(
+    "REDIS_SOCKET_TIMEOUT", storage_settings.REDIS_SOCKET_TIMEOUT, above=0
+)
 if REDIS_URL:
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "lukittu",
-        }
+        "default": storage_settings.redis_cache(
+            url=REDIS_URL,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+            connect_timeout=REDIS_CONNECT_TIMEOUT,
+        )
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -107,6 +115,11 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# Uploads stream into this folder, which the service owns (reconcile_storage removes files
+# that killed workers left). On the same file system as MEDIA_ROOT, a finished upload is
+# linked into place instead of copied.
+FILE_UPLOAD_TEMP_DIR = env_str("UPLOAD_TEMP_DIR", str(BASE_DIR / "var" / "uploads"))
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 
 MAX_RELEASE_FILE_MB = env_int("MAX_RELEASE_FILE_MB", 10, minimum=1)
 
@@ -115,14 +128,23 @@ AWS_S3_ENDPOINT_URL = env_url("AWS_S3_ENDPOINT_URL", ("http", "https"))
 AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME")
 AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID")
 AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY")
+# Seconds per attempt, and attempts per call including the first.
+AWS_S3_CONNECT_TIMEOUT = env_float(
+    "AWS_S3_CONNECT_TIMEOUT", storage_settings.S3_CONNECT_TIMEOUT, above=0
+)
+AWS_S3_READ_TIMEOUT = env_float("AWS_S3_READ_TIMEOUT", storage_settings.S3_READ_TIMEOUT, above=0)
+AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", storage_settings.S3_MAX_ATTEMPTS, minimum=1)
 
 if AWS_STORAGE_BUCKET_NAME:
-    _default_storage = s3_storage(
+    _default_storage = storage_settings.s3_storage(
         bucket_name=AWS_STORAGE_BUCKET_NAME,
         endpoint_url=AWS_S3_ENDPOINT_URL,
         region_name=AWS_S3_REGION_NAME,
         access_key=AWS_ACCESS_KEY_ID,
         secret_key=AWS_SECRET_ACCESS_KEY,
+        connect_timeout=AWS_S3_CONNECT_TIMEOUT,
+        read_timeout=AWS_S3_READ_TIMEOUT,
+        max_attempts=AWS_S3_MAX_ATTEMPTS,
     )
 else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
@@ -146,7 +168,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "lukittu.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "NUM_PROXIES": NUM_PROXIES or None,
+    # Always a number: DRF's None means "trust X-Forwarded-For as sent", which would let any
+    # client choose the address recorded for it. 0 means REMOTE_ADDR.
+    "NUM_PROXIES": NUM_PROXIES,
 }
 
 # The OpenAPI document at /api/schema/ and Swagger UI at /api/docs/ (lukittu/docs.py), with
