@@ -11,7 +11,7 @@ PORT ?= 8000
 # Local development only: `make run` is never a production server (see README, "Operating").
 RUN_ENV := DEBUG=true
 
-.PHONY: install run test lint format migrate superuser conformance clean
+.PHONY: install run test lint format migrate superuser conformance bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -47,6 +47,11 @@ test: lint
 # schemathesis against a live server with the app's own OpenAPI document (see README)
 conformance: install
 	bash scripts/conformance.sh
+
+# Ratios of the write path's costs against their targets, on PostgreSQL, Redis, S3 (moto) and
+# gunicorn, all started on 127.0.0.1 by the script (see scripts/bench.py)
+bench: install
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

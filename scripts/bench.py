@@ -1,0 +1,1116 @@
+"""Benchmark of the write path of Update Release against real gunicorn servers.
+
+``make bench`` (or ``.venv/bin/python scripts/bench.py``). It sets up everything it needs on
+127.0.0.1 (a fresh PostgreSQL database, Redis database 14, moto's S3 server behind a throttling
+TCP proxy, gunicorn with the repository's config file) and removes it all at the end. Every
+figure is the ratio of two measurements made in the same run (the median of a few repeats
+each), printed with the target it answers to. It exits 0 whether or not the targets are met;
+only a failed setup is a non-zero exit. A request that fails (not 200, or a stored SHA-256 that
+is not the one sent) is reported as an error in its row: a fast failure never counts as fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.tcp_proxy import TcpProxy  # noqa: E402  (needs the project on sys.path)
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+MIB = 1024 * 1024
+BIG = 10 * MIB
+SMALL = 64 * 1024
+THROTTLE = 25_000_000  # bytes per second, each direction of each connection: "25 MB/s"
+GROWTH_LIMIT = 6 * MIB
+BIG_TEAM_RELEASES = 10_000
+SMALL_TEAM_RELEASES = 10
+RELEASES_PER_PRODUCT = 100
+FAKE_FILE_SIZE = MIB
+PARALLEL = 8
+METADATA_ITEMS = 20
+LICENSES = 30
+
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+S3_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+S3_REGION = "us-east-1"
+SECRET_KEY = "bench-only-secret-key-" + uuid.uuid4().hex
+
+# Every wait is bounded.
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 120.0
+MIGRATE_TIMEOUT = 300.0
+CLIENT_BLOCK = 256 * 1024
+
+# Settings a server gets only from this script, never from the caller's environment.
+OWN_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "MEDIA_ROOT",
+    "UPLOAD_TEMP_DIR",
+    "MAX_RELEASE_FILE_MB",
+    "DEV_API_RATE",
+    "NUM_PROXIES",
+    "LOG_LEVEL",
+    "PORT",
+}
+OWN_PREFIXES = ("AWS_", "GUNICORN_", "REDIS_")
+
+
+class SetupError(Exception):
+    """The benchmark could not set itself up: the only reason for a non-zero exit."""
+
+
+class MeasureError(Exception):
+    """A request of a measurement failed; its row reports this instead of a figure."""
+
+
+# --- Processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def spawn(command: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child in its own process group (so it is killed with its own children)."""
+    with log.open("wb") as output:
+        return subprocess.Popen(  # noqa: S603  (our own binaries, no shell)
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group, SIGKILL if it is still there after STOP_TIMEOUT."""
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=STOP_TIMEOUT)
+    # Whatever the leader left behind in its group.
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def run_bounded(command: list[str], *, env: dict[str, str], log: Path, timeout: float) -> None:
+    process = spawn(command, env=env, log=log)
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SetupError(f"{command[-2:]} took over {timeout:.0f} s:\n{tail(log)}") from None
+    finally:
+        stop(process)
+    if code != 0:
+        raise SetupError(f"{' '.join(command[1:])} exited with {code}:\n{tail(log)}")
+
+
+def tail(log: Path, lines: int = 30) -> str:
+    if not log.exists():
+        return "(no output)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex((HOST, port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) is in parentheses and may contain spaces.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return sorted(children)
+
+
+def memory_kib(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    raise MeasureError(f"{name} not in /proc/{pid}/status")
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def short(self) -> str:
+        return f"HTTP {self.status}: {self.body[:300].decode(errors='replace')}"
+
+
+def request(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    key: str | None = None,
+    body: bytes | Path | None = None,
+    content_type: str | None = None,
+) -> Reply:
+    """One request on a new connection; a file body is streamed from disk in large blocks."""
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(
+        address.hostname or HOST, address.port, timeout=REQUEST_TIMEOUT, blocksize=CLIENT_BLOCK
+    )
+    headers = {"Connection": "close"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if content_type:
+        headers["Content-Type"] = content_type
+    try:
+        if isinstance(body, Path):
+            headers["Content-Length"] = str(body.stat().st_size)
+            with body.open("rb") as handle:
+                connection.request(method, path, body=handle, headers=headers)
+                response = connection.getresponse()
+        else:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+        return Reply(response.status, response.read())
+    except OSError as error:
+        raise MeasureError(f"{method} {path}: {error!r}") from error
+    finally:
+        connection.close()
+
+
+def multipart(data: dict[str, Any], file_name: str | None) -> tuple[bytes, bytes, str]:
+    """The parts around the file's bytes (as tests/test_memory_budget.py writes them)."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="data"\r\n\r\n'.encode()
+        + json.dumps(data).encode()
+    )
+    if file_name is None:
+        return head + f"\r\n--{boundary}--\r\n".encode(), b"", boundary
+    head += (
+        f"\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="file"; filename="{file_name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head, f"\r\n--{boundary}--\r\n".encode(), boundary
+
+
+def content_type_of(boundary: str) -> str:
+    return f"multipart/form-data; boundary={boundary}"
+
+
+# --- Test data ------------------------------------------------------------------------------
+
+
+@dataclass
+class Content:
+    """The bytes uploaded, on disk and in memory, with their digests."""
+
+    path: Path
+    data: bytes
+    sha256: str = field(init=False)
+    md5: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sha256 = hashlib.sha256(self.data).hexdigest()
+        self.md5 = hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+
+
+@dataclass
+class Target:
+    """A release to update, with the key of its team."""
+
+    team_id: str
+    key: str
+    release_id: str
+    product_id: str
+    version: str
+    license_ids: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return f"/api/v1/dev/teams/{self.team_id}/releases/{self.release_id}"
+
+    def data(self, **overrides: Any) -> dict[str, Any]:
+        data = {
+            "version": self.version,
+            "productId": self.product_id,
+            "status": "PUBLISHED",
+            "setAsLatest": False,
+            "keepExistingFile": True,
+            "branchId": None,
+            "metadata": [],
+            "licenseIds": [],
+        }
+        data.update(overrides)
+        return data
+
+
+@dataclass
+class Upload:
+    """A ready-made multipart request that uploads ``content`` to ``target``."""
+
+    target: Target
+    body: bytes | Path
+    content_type: str
+    content: Content | None
+
+    def send(self, base: str) -> Reply:
+        return request(
+            base,
+            "PUT",
+            self.target.path,
+            key=self.target.key,
+            body=self.body,
+            content_type=self.content_type,
+        )
+
+    def checked(self, base: str) -> float:
+        """Seconds the request took; raises MeasureError unless it stored exactly the bytes."""
+        started = time.perf_counter()
+        reply = self.send(base)
+        elapsed = time.perf_counter() - started
+        check(reply, self.content)
+        return elapsed
+
+
+def check(reply: Reply, content: Content | None) -> None:
+    if reply.status != 200:
+        raise MeasureError(reply.short())
+    if content is None:
+        return
+    stored = reply.json()["data"]["file"] or {}
+    if stored.get("sha256") != content.sha256 or stored.get("size") != len(content.data):
+        raise MeasureError(f"the response's file is not the upload: {stored}")
+
+
+def upload_of(target: Target, content: Content, folder: Path, **overrides: Any) -> Upload:
+    """A file-backed body for large content, an in-memory one for small."""
+    head, end, boundary = multipart(target.data(**overrides), "build.bin")
+    if len(content.data) < MIB:
+        return Upload(target, head + content.data + end, content_type_of(boundary), content)
+    path = folder / f"body-{uuid.uuid4().hex}.bin"
+    with path.open("wb") as body, content.path.open("rb") as source:
+        body.write(head)
+        shutil.copyfileobj(source, body, MIB)
+        body.write(end)
+    return Upload(target, path, content_type_of(boundary), content)
+
+
+def metadata_update(target: Target, round_number: int) -> Upload:
+    """An update with no file: metadata only (the file is kept)."""
+    metadata = [{"key": f"k{index}", "value": f"v{round_number}"} for index in range(3)]
+    body, _, boundary = multipart(target.data(metadata=metadata), None)
+    return Upload(target, body, content_type_of(boundary), None)
+
+
+class World:
+    """Teams, keys, products and releases, written through the project's own Django code."""
+
+    def __init__(self) -> None:
+        import django
+
+        django.setup()
+
+    def team(self, name: str, releases: int) -> list[Target]:
+        from releases.models import Product, Release, ReleaseStatus
+        from teams.services import api_key_create, team_create
+
+        team = team_create(name=name, file_uploads=True, storage_limit_mb=100_000)
+        _, key = api_key_create(team=team, name="bench")
+        product = Product.objects.create(team=team, name=f"{name} App")
+        targets = []
+        for index in range(releases):
+            release = Release.objects.create(
+                team=team, product=product, version=f"1.0.{index}", status=ReleaseStatus.PUBLISHED
+            )
+            targets.append(
+                Target(str(team.pk), key, str(release.pk), str(product.pk), release.version)
+            )
+        return targets
+
+    def populated_team(self, name: str, releases: int) -> Target:
+        """A team with ``releases`` releases that each have a file (rows only: the objects need
+        not exist), its stored-bytes total in step, and LICENSES licenses. Returns a release
+        in the middle to update (not latest, so licenses may be attached to it)."""
+        from django.db import transaction
+        from django.db.models import Sum
+
+        from releases.models import Product, Release, ReleaseFile, ReleaseStatus, version_sort_key
+        from releases.storage import release_file_key
+        from teams.models import Team
+        from teams.services import api_key_create, license_create, team_create
+
+        with transaction.atomic():
+            team = team_create(name=name, file_uploads=True, storage_limit_mb=100_000)
+            _, key = api_key_create(team=team, name="bench")
+            license_ids = [str(license_create(team=team)[0].pk) for _ in range(LICENSES)]
+            rows: list[Release] = []
+            for number in range(max(1, releases // RELEASES_PER_PRODUCT)):
+                product = Product.objects.create(team=team, name=f"{name} {number}")
+                count = min(RELEASES_PER_PRODUCT, releases - len(rows))
+                for index in range(count):
+                    version = f"1.{index // 10}.{index % 10}"
+                    rows.append(
+                        Release(
+                            team=team,
+                            product=product,
+                            version=version,
+                            version_sort_key=version_sort_key(version),
+                            status=ReleaseStatus.PUBLISHED,
+                            # Each product's last release is its latest, as in real use.
+                            latest=index == count - 1,
+                        )
+                    )
+            Release.objects.bulk_create(rows, batch_size=2000)
+            digest = hashlib.sha256(b"not stored").hexdigest()
+            md5 = hashlib.md5(b"not stored", usedforsecurity=False).hexdigest()
+            files = []
+            for release in rows:
+                file_id = uuid.uuid4()
+                files.append(
+                    ReleaseFile(
+                        id=file_id,
+                        team=team,
+                        release=release,
+                        key=release_file_key(
+                            team_id=team.pk, release_id=release.pk, file_id=file_id, extension="bin"
+                        ),
+                        size=FAKE_FILE_SIZE,
+                        name="build.bin",
+                        checksum=md5,
+                        sha256=digest,
+                    )
+                )
+            ReleaseFile.objects.bulk_create(files, batch_size=2000)
+            total = ReleaseFile.objects.filter(team=team).aggregate(total=Sum("size"))["total"]
+            Team.objects.filter(pk=team.pk).update(storage_used_bytes=total)
+        middle = rows[len(rows) // 2]
+        assert not middle.latest
+        return Target(
+            str(team.pk), key, str(middle.pk), str(middle.product_id), middle.version, license_ids
+        )
+
+    def release_count(self, target: Target) -> int:
+        from releases.models import Release
+
+        return Release.objects.filter(team_id=target.team_id).count()
+
+    def close(self) -> None:
+        from django.db import connections
+
+        connections.close_all()
+
+
+# --- Servers --------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    workers: int
+    log: Path
+
+    def worker_pids(self) -> list[int]:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            pids = children_of(self.process.pid)
+            if len(pids) >= self.workers:
+                return pids
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise SetupError(f"{self.name}: gunicorn did not start its workers:\n{tail(self.log)}")
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.folder = Path(tempfile.mkdtemp(prefix="lukittu-bench-"))
+        self.media = self.folder / "media"
+        self.uploads = self.folder / "uploads"
+        self.bodies = self.folder / "bodies"
+        for folder in (self.media, self.uploads, self.bodies):
+            folder.mkdir()
+        self.database = f"bench_{os.getpid()}"
+        self.database_url = f"postgres://postgres@127.0.0.1:5432/{self.database}"
+        self.redis_url: str | None = None
+        self.cleanups: list[Callable[[], None]] = []
+        self.notes: list[str] = []
+        self.rows: list[Row] = []
+        self.moto_url = ""
+        self.proxy_url = ""
+        self.bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        self.proxy: TcpProxy | None = None
+        self.world: World | None = None
+        self.s3: Any = None  # a boto3 S3 client straight to moto
+
+    # --- Setup ---
+
+    def setup(self) -> None:
+        self.create_database()
+        self.check_redis()
+        self.start_s3()
+        self.migrate()
+        os.environ.update(self.django_env())
+        self.world = World()
+        self.cleanups.append(self.world.close)
+        self.tiny = self.content(1024, "tiny.bin")
+
+    def django_env(self) -> dict[str, str]:
+        return {
+            "DJANGO_SETTINGS_MODULE": "lukittu.settings",
+            "SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": self.database_url,
+            "DEBUG": "false",
+            "MEDIA_ROOT": str(self.media),
+            "UPLOAD_TEMP_DIR": str(self.uploads),
+            "LOG_LEVEL": "WARNING",
+        }
+
+    def create_database(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True, connect_timeout=10) as db:
+                db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
+        except psycopg.Error as error:
+            raise SetupError(f"cannot create database {self.database}: {error}") from error
+        self.cleanups.append(self.drop_database)
+
+    def drop_database(self) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True, connect_timeout=10) as db:
+            db.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(self.database)
+                )
+            )
+
+    def check_redis(self) -> None:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+            client.ping()
+            client.close()
+        except redis.RedisError as error:
+            self.notes.append(f"Redis unreachable ({error}): servers run without REDIS_URL")
+            return
+        self.redis_url = REDIS_URL
+
+    def migrate(self) -> None:
+        env = {**self.base_env(), **self.django_env()}
+        run_bounded(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            env=env,
+            log=self.folder / "migrate.log",
+            timeout=MIGRATE_TIMEOUT,
+        )
+
+    def start_s3(self) -> None:
+        import boto3
+
+        port = free_port()
+        log = self.folder / "moto.log"
+        process = spawn(
+            [str(BIN / "moto_server"), "-H", HOST, "-p", str(port)], env=self.base_env(), log=log
+        )
+        self.cleanups.append(lambda: stop(process))
+        if not wait_for_port(port, process, READY_TIMEOUT):
+            raise SetupError(f"moto_server did not start:\n{tail(log)}")
+        self.moto_url = f"http://{HOST}:{port}"
+        self.s3 = boto3.client(
+            "s3", endpoint_url=self.moto_url, region_name=S3_REGION, **S3_CREDENTIALS
+        )
+        self.s3.create_bucket(Bucket=self.bucket)
+        self.proxy = TcpProxy(HOST, port).start()
+        self.cleanups.append(self.proxy.stop)
+        self.proxy_url = f"http://{HOST}:{self.proxy.port}"
+
+    def base_env(self) -> dict[str, str]:
+        return {
+            name: value
+            for name, value in os.environ.items()
+            if name not in OWN_SETTINGS and not name.startswith(OWN_PREFIXES)
+        }
+
+    @contextmanager
+    def server(
+        self, name: str, *, s3_endpoint: str | None, workers: int, threads: int
+    ) -> Iterator[Server]:
+        """gunicorn with the repository's config file, stopped on exit."""
+        from gunicorn.config import Config
+
+        port = free_port()
+        env = self.base_env()
+        env.update(self.django_env())
+        env.update(
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            DEV_API_RATE="100000/minute",
+            GUNICORN_BIND=f"{HOST}:{port}",
+            GUNICORN_WORKERS=str(workers),
+            GUNICORN_THREADS=str(threads),
+        )
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        if s3_endpoint:
+            env.update(
+                AWS_STORAGE_BUCKET_NAME=self.bucket,
+                AWS_S3_ENDPOINT_URL=s3_endpoint,
+                AWS_ACCESS_KEY_ID=S3_CREDENTIALS["aws_access_key_id"],
+                AWS_SECRET_ACCESS_KEY=S3_CREDENTIALS["aws_secret_access_key"],
+                AWS_S3_REGION_NAME=S3_REGION,
+            )
+        command = [str(BIN / "gunicorn"), "-c", "lukittu/gunicorn_conf.py", "lukittu.wsgi"]
+        if "control_socket_disable" in Config().settings:
+            # Newer gunicorn opens a control socket at one fixed path under $HOME by default.
+            command.append("--no-control-socket")
+        log = self.folder / f"gunicorn-{name.replace(' ', '-')}.log"
+        process = spawn(command, env=env, log=log)
+        server = Server(name, f"http://{HOST}:{port}", process, workers, log)
+        try:
+            if not wait_for_port(port, process, READY_TIMEOUT):
+                raise SetupError(f"gunicorn ({name}) did not listen:\n{tail(log)}")
+            server.worker_pids()
+            self.wait_until_serving(server)
+            self.warm_up(server)
+            yield server
+        finally:
+            stop(process)
+
+    def wait_until_serving(self, server: Server) -> None:
+        """Django answers (a 401 for an unauthenticated list is an answer)."""
+        path = f"/api/v1/dev/teams/{uuid.uuid4()}/releases"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            with suppress(MeasureError):
+                if request(server.url, "GET", path).status == 401:
+                    return
+            if server.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise SetupError(f"gunicorn ({server.name}) does not serve the API:\n{tail(server.log)}")
+
+    def cleanup(self) -> None:
+        for action in reversed(self.cleanups):
+            try:
+                action()
+            except Exception as error:  # a cleanup must not stop the next one
+                print(f"cleanup: {error!r}", file=sys.stderr)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- Content ---
+
+    def content(self, size: int, name: str) -> Content:
+        data = os.urandom(size)
+        path = self.folder / name
+        path.write_bytes(data)
+        return Content(path, data)
+
+    # --- Measuring ---
+
+    def warm_up(self, server: Server) -> None:
+        """Requests that make every thread of every worker open its database connection (and
+        its S3 client): with gthread, any thread may take the next request."""
+        assert self.world is not None
+        targets = self.world.team(f"Bench warm-up {server.name}", PARALLEL)
+        uploads = [upload_of(target, self.tiny, self.bodies) for target in targets]
+        for _ in range(3):
+            parallel(uploads, server.url)
+
+    def run(self, row: Row, action: Callable[[], tuple[str, str, float]]) -> None:
+        """One measurement; a failed request makes its row an error instead of a figure."""
+        print(f"\n## {row.number}. {row.measure}", flush=True)
+        started = time.monotonic()
+        try:
+            row.a, row.b, row.ratio = action()
+        except MeasureError as error:
+            row.a, row.b, row.ratio, row.error = "error", "-", None, str(error)
+            print(f"  ERROR: {error}", flush=True)
+        self.rows.append(row)
+        print(f"  -> {' | '.join(row.cells())}  ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+# --- Results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    number: int
+    measure: str
+    limit: float
+    strict: bool = False  # the target is "< limit" rather than "<= limit"
+    a: str = ""
+    b: str = ""
+    ratio: float | None = None
+    error: str = ""
+
+    @property
+    def target(self) -> str:
+        return f"{'<' if self.strict else '<='} {self.limit:g}x"
+
+    @property
+    def met(self) -> str:
+        if self.ratio is None:
+            return "error"
+        ok = self.ratio < self.limit if self.strict else self.ratio <= self.limit
+        return "yes" if ok else "NO"
+
+    def cells(self) -> list[str]:
+        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}x"
+        return [f"{self.number}. {self.measure}", self.a, self.b, ratio, self.target, self.met]
+
+
+HEADERS = ["measure", "A", "B", "ratio", "target", "met"]
+
+
+def table_text(rows: list[Row]) -> str:
+    cells = [HEADERS] + [row.cells() for row in rows]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(HEADERS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def table_markdown(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + " --- |" * len(HEADERS)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def show(label: str, values: list[float]) -> None:
+    print(
+        f"  {label}: median {seconds(median(values))} of {len(values)}: "
+        + ", ".join(seconds(value) for value in values)
+    )
+
+
+def compared(a: list[float], b: list[float]) -> tuple[str, str, float]:
+    return seconds(median(a)), seconds(median(b)), median(a) / median(b)
+
+
+# --- Measurements ---------------------------------------------------------------------------
+
+
+def parallel(uploads: list[Upload], base: str) -> float:
+    """Wall time of sending ``uploads`` all at once, each checked."""
+    go = threading.Event()
+    aborted = threading.Event()
+
+    def one(upload: Upload) -> float:
+        go.wait(READY_TIMEOUT)
+        if aborted.is_set():
+            raise MeasureError("aborted")
+        return upload.checked(base)
+
+    pool = ThreadPoolExecutor(max_workers=len(uploads))
+    try:
+        futures = [pool.submit(one, upload) for upload in uploads]
+        time.sleep(0.05)  # every thread is waiting on ``go``
+        started = time.perf_counter()
+        go.set()
+        for future in futures:
+            future.result(timeout=REQUEST_TIMEOUT * 2)
+        return time.perf_counter() - started
+    except BaseException:
+        # A failed upload, or SIGTERM: do not wait for the others (the servers are stopped
+        # next, which ends any request still running).
+        aborted.set()
+        raise
+    finally:
+        go.set()
+        pool.shutdown(wait=not aborted.is_set(), cancel_futures=True)
+
+
+def probe_during_batch(
+    base: str, uploads: list[Upload], target: Target, probe_round: int
+) -> tuple[list[float], int]:
+    """Metadata-only updates sent one after another while ``uploads`` run in parallel; each
+    one sent before the batch ended counts, however long it then waited."""
+    batch_done = threading.Event()
+    latencies: list[float] = []
+    failure: list[MeasureError] = []
+
+    def probe() -> None:
+        nonlocal probe_round
+        time.sleep(0.1)  # the uploads are streaming by then
+        while not batch_done.is_set():
+            try:
+                latencies.append(metadata_update(target, probe_round).checked(base))
+            except MeasureError as error:
+                failure.append(error)
+                return
+            probe_round += 1
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    try:
+        parallel(uploads, base)
+    finally:
+        batch_done.set()
+        prober.join(REQUEST_TIMEOUT)
+    if failure:
+        raise MeasureError(f"metadata update during the batch: {failure[0]}")
+    return latencies, probe_round
+
+
+def measure_batches(bench: Bench, world: World, big: Content, rounds: int) -> None:
+    """1: one team vs eight teams on throttled S3. 2: a metadata-only update, busy vs idle."""
+    one_team = world.team("Bench one team", PARALLEL + 1)
+    probe_target = one_team.pop()
+    eight_teams = [world.team(f"Bench team {number}", 1)[0] for number in range(PARALLEL)]
+    one_team_uploads = [upload_of(target, big, bench.bodies) for target in one_team]
+    eight_team_uploads = [upload_of(target, big, bench.bodies) for target in eight_teams]
+    proxy = bench.proxy
+    assert proxy is not None
+    proxy.throttle(THROTTLE)
+    with bench.server("s3-throttled", s3_endpoint=bench.proxy_url, workers=2, threads=4) as server:
+        # Every measured release gets a file first, so each measured upload replaces one.
+        for uploads in (one_team_uploads, eight_team_uploads):
+            parallel([upload_of(u.target, bench.tiny, bench.bodies) for u in uploads], server.url)
+
+        def batches() -> tuple[str, str, float]:
+            one: list[float] = []
+            eight: list[float] = []
+            for number in range(rounds):
+                order = [(one, one_team_uploads), (eight, eight_team_uploads)]
+                for results, uploads in order if number % 2 == 0 else order[::-1]:
+                    sent = proxy.bytes_to_upstream
+                    results.append(parallel(uploads, server.url))
+                    if proxy.bytes_to_upstream - sent < PARALLEL * BIG:
+                        raise MeasureError("the uploads did not all go through the throttled proxy")
+            show("one team", one)
+            show(f"{PARALLEL} teams", eight)
+            return compared(one, eight)
+
+        def latency() -> tuple[str, str, float]:
+            idle: list[float] = []
+            busy: list[float] = []
+            probe_round = 1
+            for _ in range(rounds):
+                for _ in range(8):
+                    idle.append(metadata_update(probe_target, probe_round).checked(server.url))
+                    probe_round += 1
+                during, probe_round = probe_during_batch(
+                    server.url, one_team_uploads, probe_target, probe_round
+                )
+                busy += during
+            if not busy:
+                raise MeasureError("no metadata update was sent while the batch ran")
+            show("during the batch", busy)
+            show("idle", idle)
+            return compared(busy, idle)
+
+        bench.run(
+            Row(
+                1,
+                f"{PARALLEL} parallel 10 MiB uploads, S3 at 25 MB/s, batch wall time: "
+                f"one team (A) vs {PARALLEL} teams (B)",
+                1.3,
+            ),
+            batches,
+        )
+        bench.run(
+            Row(2, "same-team metadata-only update latency: during batch 1 (A) vs idle (B)", 2.0),
+            latency,
+        )
+    proxy.throttle(None)
+
+
+def write_floor(content: Content, folder: Path) -> float:
+    """What storing 10 MiB costs at the least: both digests and one durable write."""
+    path = folder / f"floor-{uuid.uuid4().hex}.bin"
+    started = time.perf_counter()
+    hashlib.md5(content.data, usedforsecurity=False).hexdigest()
+    hashlib.sha256(content.data).hexdigest()
+    with path.open("xb") as handle:
+        handle.write(content.data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    elapsed = time.perf_counter() - started
+    path.unlink()
+    return elapsed
+
+
+def measure_local(bench: Bench, world: World, big: Content, small: Content, rounds: int) -> None:
+    """3: a 10 MiB upload on local files vs the floor. 5: a full update with a small file, in
+    a team of 10,000 releases vs a team of 10."""
+    [target] = world.team("Bench local", 1)
+    upload = upload_of(target, big, bench.bodies)
+    started = time.monotonic()
+    big_team = world.populated_team("Bench big", BIG_TEAM_RELEASES)
+    small_team = world.populated_team("Bench small", SMALL_TEAM_RELEASES)
+    print(
+        f"  made teams of {world.release_count(big_team):,} and "
+        f"{world.release_count(small_team)} releases with files in "
+        f"{time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+    metadata = [{"key": f"key-{n}", "value": f"value {n}"} for n in range(METADATA_ITEMS)]
+    full = {
+        name: upload_of(team, small, bench.bodies, metadata=metadata, licenseIds=team.license_ids)
+        for name, team in (("big", big_team), ("small", small_team))
+    }
+    with bench.server("local", s3_endpoint=None, workers=2, threads=4) as server:
+
+        def upload_vs_floor() -> tuple[str, str, float]:
+            upload.checked(server.url)
+            write_floor(big, bench.folder)
+            service: list[float] = []
+            floor: list[float] = []
+            for _ in range(rounds):
+                service.append(upload.checked(server.url))
+                floor.append(write_floor(big, bench.folder))
+            show("service", service)
+            show("floor", floor)
+            return compared(service, floor)
+
+        def team_size() -> tuple[str, str, float]:
+            for each in full.values():
+                each.checked(server.url)
+            times: dict[str, list[float]] = {"big": [], "small": []}
+            for number in range(rounds * 6):
+                for name in ("big", "small") if number % 2 == 0 else ("small", "big"):
+                    times[name].append(full[name].checked(server.url))
+            show(f"{BIG_TEAM_RELEASES:,} releases", times["big"])
+            show(f"{SMALL_TEAM_RELEASES} releases", times["small"])
+            return compared(times["big"], times["small"])
+
+        bench.run(
+            Row(
+                3,
+                "10 MiB upload, local files, end to end (A) vs in-process floor: MD5 + "
+                "SHA-256 + write + fsync (B)",
+                2.0,
+            ),
+            upload_vs_floor,
+        )
+        bench.run(
+            Row(
+                5,
+                f"full update, 64 KiB file + {METADATA_ITEMS} metadata + {LICENSES} "
+                f"licenses, local files: team of {BIG_TEAM_RELEASES:,} releases (A) vs "
+                f"{SMALL_TEAM_RELEASES} (B)",
+                1.1,
+            ),
+            team_size,
+        )
+
+
+def put_direct(bench: Bench, content: Content) -> float:
+    key = f"direct/{uuid.uuid4().hex}.bin"
+    started = time.perf_counter()
+    with content.path.open("rb") as body:
+        answer = bench.s3.put_object(Bucket=bench.bucket, Key=key, Body=body)
+    elapsed = time.perf_counter() - started
+    if answer.get("ETag", "").strip('"') != content.md5:
+        raise MeasureError(f"put_object stored something else (ETag {answer.get('ETag')})")
+    bench.s3.delete_object(Bucket=bench.bucket, Key=key)
+    return elapsed
+
+
+def measure_s3(bench: Bench, world: World, big: Content, rounds: int) -> None:
+    """4: a 10 MiB upload through the service to moto vs boto3's put_object to moto."""
+    [target] = world.team("Bench s3", 1)
+    upload = upload_of(target, big, bench.bodies)
+    with bench.server("s3", s3_endpoint=bench.moto_url, workers=2, threads=4) as server:
+
+        def service_vs_boto3() -> tuple[str, str, float]:
+            upload.checked(server.url)
+            put_direct(bench, big)
+            service: list[float] = []
+            direct: list[float] = []
+            for _ in range(rounds):
+                service.append(upload.checked(server.url))
+                direct.append(put_direct(bench, big))
+            show("service", service)
+            show("put_object", direct)
+            return compared(service, direct)
+
+        bench.run(
+            Row(
+                4,
+                "10 MiB upload, S3 (moto, unthrottled), end to end (A) vs boto3 put_object "
+                "of the same bytes to moto (B)",
+                1.5,
+            ),
+            service_vs_boto3,
+        )
+
+
+def measure_memory(bench: Bench, world: World, big: Content, rounds: int) -> None:
+    """6: a one-worker, one-thread server's peak memory growth while it takes 10 MiB."""
+    for storage, endpoint in (("local files", None), ("S3", bench.moto_url)):
+        [target] = world.team(f"Bench memory {storage}", 1)
+        upload = upload_of(target, big, bench.bodies)
+        name = "memory-" + storage.split()[0].lower()
+        with bench.server(name, s3_endpoint=endpoint, workers=1, threads=1) as server:
+            bench.run(
+                Row(
+                    6,
+                    f"worker peak memory growth taking a 10 MiB upload, {storage} (A) vs "
+                    "the 6 MiB limit (B)",
+                    1.0,
+                    strict=True,
+                ),
+                partial(memory_growth, server, upload, rounds),
+            )
+
+
+def memory_growth(server: Server, upload: Upload, rounds: int) -> tuple[str, str, float]:
+    [pid] = server.worker_pids()
+    clear_refs = Path(f"/proc/{pid}/clear_refs")
+    if not os.access(clear_refs, os.W_OK):
+        raise MeasureError(f"{clear_refs} is not writable, so the peak cannot be reset")
+    grown: list[float] = []
+    for _ in range(rounds):
+        clear_refs.write_text("5")
+        before = memory_kib(pid, "VmRSS")
+        upload.checked(server.url)
+        peak = memory_kib(pid, "VmHWM")
+        grown.append((peak - before) * 1024)
+        if server.worker_pids() != [pid]:
+            raise MeasureError("the worker was replaced during the measurement")
+    print(f"  worker {pid}, growth: " + ", ".join(f"{value / MIB:.2f} MiB" for value in grown))
+    value = median(grown)
+    return f"{value / MIB:.2f} MiB", f"{GROWTH_LIMIT / MIB:g} MiB", value / GROWTH_LIMIT
+
+
+# --- Main -------------------------------------------------------------------------------------
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    # Once: the cleanup that this starts must not be interrupted by a repeated SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
+    bench = Bench()
+    try:
+        print("Setting up: PostgreSQL database, Redis, moto S3 server, TCP proxy ...", flush=True)
+        bench.setup()
+        assert bench.world is not None
+        print(
+            f"  database {bench.database}, Redis: {bench.redis_url or 'none'}, "
+            f"moto at {bench.moto_url}, proxy at {bench.proxy_url}",
+            flush=True,
+        )
+        for note in bench.notes:
+            print(f"  NOTE: {note}", flush=True)
+        big = bench.content(BIG, "content-10mib.bin")
+        small = bench.content(SMALL, "content-64kib.bin")
+        measure_batches(bench, bench.world, big, rounds=5)
+        measure_local(bench, bench.world, big, small, rounds=9)
+        measure_s3(bench, bench.world, big, rounds=9)
+        measure_memory(bench, bench.world, big, rounds=3)
+        report(bench, time.monotonic() - bench.started)
+        return 0
+    except SetupError as error:
+        print(f"\nSETUP FAILED: {error}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+
+
+def report(bench: Bench, elapsed: float) -> None:
+    rows = sorted(bench.rows, key=lambda row: row.number)
+    load = os.getloadavg()
+    context = [
+        f"{os.cpu_count()} CPUs (load average {load[0]:.1f} at the end); PostgreSQL 127.0.0.1; "
+        + (f"Redis {bench.redis_url}" if bench.redis_url else "no Redis")
+        + "; gunicorn -c lukittu/gunicorn_conf.py (gthread), 2 workers x 4 threads, 1 x 1 for 6; "
+        f"S3 is moto_server. Ratio = A / B, each the median of several runs, A and B "
+        f"interleaved. Run time {elapsed:.0f} s.",
+        "1 and 2: S3 behind a TCP proxy throttled to 25 MB/s per connection and direction. "
+        "3: the floor includes an fsync of the written file, as the service fsyncs the stored "
+        "file (and its folder). 5: 10,000 releases in "
+        f"{BIG_TEAM_RELEASES // RELEASES_PER_PRODUCT} products, each with a file row (the "
+        "objects are not stored) and the team's stored bytes in step. 6: VmHWM after minus "
+        "VmRSS before, peak reset with /proc/<pid>/clear_refs.",
+        *bench.notes,
+        *(f"Error in {row.number}: {row.error}" for row in rows if row.error),
+    ]
+    print("\n" + table_text(rows))
+    print("\n".join(context))
+    print("\nAs Markdown:\n")
+    print(table_markdown(rows))
+    print()
+    print("\n\n".join(context))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
