@@ -233,9 +233,7 @@ def test_a_worker_timeout_during_the_after_commit_delete_loses_nothing(s3, prepa
         with live_server(tmp_path, extra_env=env, extra_args=("--timeout", "3")) as server:
             proxy.stall_upstream(match=b"DELETE ")
             try:
-                response = put_file(
-                    server, prepared, destructive(prepared), ("new.jar", NEW_BUILD)
-                )
+                response = put_file(server, prepared, destructive(prepared), ("new.jar", NEW_BUILD))
             except requests.RequestException:
                 response = None
             # The worker is aborted: gunicorn answers its own 500 page, or the socket closes.
