@@ -50,8 +50,14 @@ def s3_storage(
             # in total_max_attempts, so a hung store costs a call at most
             # max_attempts * (connect_timeout + read_timeout), plus a short backoff and, for a
             # PUT, botocore's fixed 1 s wait for "100 Continue" per attempt.
+            #
+            # The body is not hashed again to sign it: every PUT carries the Content-MD5 and
+            # SHA-256 computed while the upload arrived, which the store verifies (botocore
+            # already signs no body over HTTPS when a checksum is sent; this makes plain-HTTP
+            # endpoints behave the same, instead of reading 10 MB once more).
             "client_config": Config(
                 signature_version="s3v4",
+                s3={"payload_signing_enabled": False},
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 retries={"mode": "standard", "total_max_attempts": max_attempts},

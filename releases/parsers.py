@@ -45,9 +45,13 @@ class CompleteBody:
             raise _BodyEndedEarly from error
         self.received += len(chunk)
         if not self.closed_properly and chunk:
-            window = self._tail + chunk
-            self.closed_properly = self.closing in window
-            self._tail = window[-(len(self.closing) - 1) :]
+            keep = len(self.closing) - 1
+            # Across the seam with the previous chunk, then within this one: no copy of the
+            # whole chunk.
+            self.closed_properly = (
+                self.closing in self._tail + chunk[:keep] or self.closing in chunk
+            )
+            self._tail = (self._tail + chunk)[-keep:] if len(chunk) < keep else chunk[-keep:]
         return chunk
 
     @property
@@ -97,6 +101,9 @@ class ReleaseMultiPartParser(MultiPartParser):
             if body.received and not body.complete:
                 raise incomplete_body() from None
             raise ParseError("Malformed multipart body") from None
+        except BaseException:
+            _discard(handlers)
+            raise
         if not body.complete:
             _discard(handlers)
             for upload in files.values():

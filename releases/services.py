@@ -9,7 +9,7 @@ A write with a file runs in three steps:
    contract's order (the file's own problems, found in step 1, are reported at their place),
    the rows, the ledger (the upload becomes a referenced file; a replaced object is recorded
    as ``DELETING``), the audit entry;
-3. after commit, delete the replaced object.
+3. after commit, and after the answer has been sent, delete the replaced object.
 
 Writes of one team queue behind each other only for step 2, so the storage quota, "one latest"
 and "one version" rules are checked against committed state, while a slow storage write holds
@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from lukittu.after_response import after_response
 from lukittu.api import ApiError, Code
 from releases import ledger
 from releases.jar import InvalidJar, find_main_class
@@ -137,25 +138,10 @@ class StagedFile:
     reach the file (the contract's order), after the release, product, license and version
     problems that would come first."""
 
-    size: int
-    md5: str
-    sha256: str
-    name: str = ""
-    main_class: str | None = None
     key: str | None = None
-    file_id: uuid.UUID | None = None
+    size: int = 0
+    row_fields: dict[str, Any] = field(default_factory=dict)
     error: ApiError | None = None
-
-    def row_fields(self) -> dict[str, Any]:
-        return {
-            "id": self.file_id,
-            "key": self.key,
-            "size": self.size,
-            "name": self.name,
-            "checksum": self.md5,
-            "sha256": self.sha256,
-            "main_class_name": self.main_class,
-        }
 
 
 def _inspect_upload(upload: ReleaseUpload) -> tuple[str, str | None, str | None, ApiError | None]:
@@ -215,9 +201,8 @@ def stage_file(
 ) -> StagedFile:
     """Step 1 for an update (``product_id`` None) or a create of ``release_id``."""
     name, extension, main_class, error = _inspect_upload(upload)
-    staged = StagedFile(size=upload.size, md5=upload.md5, sha256=upload.sha256, error=error)
     if error is not None or extension is None:
-        return staged
+        return StagedFile(error=error)
     file_id = uuid.uuid4()
     key = release_file_key(
         team_id=team.pk, release_id=release_id, file_id=file_id, extension=extension
@@ -226,32 +211,32 @@ def stage_file(
         team=team, key=key, size=upload.size, release_id=release_id, product_id=product_id
     )
     if not reserved:
-        return StagedFile(
-            size=upload.size, md5=upload.md5, sha256=upload.sha256, error=_storage_limit_reached()
-        )
+        return StagedFile(error=_storage_limit_reached())
     try:
+        # The digests are read only now: they were being computed while the file was
+        # inspected and its bytes reserved.
+        md5, sha256 = upload.md5, upload.sha256
         store_object(
-            key=key,
-            upload=upload,
-            extension=extension,
-            size=upload.size,
-            md5=upload.md5,
-            sha256=upload.sha256,
+            key=key, upload=upload, extension=extension, size=upload.size, md5=md5, sha256=sha256
         )
     except Exception as failure:
         # No row can reference the key yet: whatever the write left is abandoned.
         ledger.abandon_upload(key)
         if not isinstance(failure, ApiError):
             raise
-        return StagedFile(size=upload.size, md5=upload.md5, sha256=upload.sha256, error=failure)
+        return StagedFile(error=failure)
     return StagedFile(
-        size=upload.size,
-        md5=upload.md5,
-        sha256=upload.sha256,
-        name=name,
-        main_class=main_class,
         key=key,
-        file_id=file_id,
+        size=upload.size,
+        row_fields={
+            "id": file_id,
+            "key": key,
+            "size": upload.size,
+            "name": name,
+            "checksum": md5,
+            "sha256": sha256,
+            "main_class_name": main_class,
+        },
     )
 
 
@@ -280,7 +265,7 @@ class TeamWrite:
             delta -= old_file.size
         if self.staged is not None:
             new_file = ReleaseFile.objects.create(
-                team=self.team, release=release, **self.staged.row_fields()
+                team=self.team, release=release, **self.staged.row_fields
             )
             ledger.settle_upload(key=new_file.key)
             delta += self.staged.size
@@ -324,8 +309,9 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
             ledger.abandon_upload(staged.key)
     if write.deletions:
         keys = list(write.deletions)
-        # Immediately when this was the outermost transaction; otherwise when it commits.
-        transaction.on_commit(lambda: ledger.finish_deletions(keys))
+        # Once committed (now, when this was the outermost transaction), and once the answer
+        # has been sent: the client need not wait for the old object's delete.
+        transaction.on_commit(lambda: after_response(lambda: ledger.finish_deletions(keys)))
     return result
 
 

@@ -7,6 +7,7 @@ client sent is a file; only an empty one with an empty name is "no file".
 The live versions, with real sockets cut by real clients, are in test_faults_live.py."""
 
 import json
+import threading
 
 import pytest
 from django.test.client import FakePayload
@@ -201,3 +202,13 @@ def test_nothing_is_left_in_the_store_by_an_incomplete_upload(client, prepared):
     body = multipart(destructive(prepared), ("new.jar", NEW_BUILD))
     send(client, prepared, body, content_length=len(body) + 10)
     assert stored_objects() == [prepared.old_file.key]
+
+
+def test_no_hashing_thread_outlives_an_incomplete_upload(client, prepared):
+    body = multipart(destructive(prepared), ("new.jar", NEW_BUILD))
+    for cut in (len(body) // 3, len(body) - 50):
+        send(client, prepared, body[:cut], content_length=len(body))
+    for thread in threading.enumerate():
+        if thread.name == "upload-digests":
+            thread.join(5)
+    assert not [t for t in threading.enumerate() if t.name == "upload-digests" and t.is_alive()]

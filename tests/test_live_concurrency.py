@@ -77,6 +77,14 @@ def payload(round_number, index):
     return f"build-{round_number}-{index}.jar", jar, main_class
 
 
+def settled(condition, seconds=REQUEST_TIMEOUT):
+    """Waits (bounded) until ``condition()`` holds: work after a response is not instant."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the work after the responses never finished"
+        time.sleep(0.05)
+
+
 def stored_release(release):
     return (
         Release.objects.select_related("product", "branch", "file")
@@ -130,9 +138,11 @@ def test_parallel_uploads_to_one_release_leave_one_file_and_one_object(
                 PARALLEL
             )
 
-            # Exactly one file row, for this release, and exactly its object in the bucket.
+            # Exactly one file row, for this release, and exactly its object in the bucket, once
+            # the replaced objects' deletes (which run after each response is sent) are done.
             row = ReleaseFile.objects.get(team=world.team)
             assert row.release_id == world.release.pk
+            settled(lambda: not LedgerEntry.objects.exists())
             listed = s3.client.list_objects_v2(Bucket=s3.bucket, Prefix=prefix)
             assert [item["Key"] for item in listed.get("Contents", [])] == [row.key]
             listed = s3.client.list_objects_v2(Bucket=s3.bucket)
