@@ -1,34 +1,51 @@
 # The two commands a newcomer needs:
-#   make run   - the service on SQLite with local files, with a fresh demo team and its API key
+#   make run   - the service on SQLite with local files, with a demo team and its API key
 #   make test  - lint and the test suite (SQLite by default; set DATABASE_URL / REDIS_URL for
 #                PostgreSQL and Redis)
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Local development only: `make run` is never a production server (see README, "Operating").
 RUN_ENV := DEBUG=true
+# The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
+DEMO := var/demo.json
 
-.PHONY: install run test lint format migrate superuser conformance bench clean
+.PHONY: install install-run run fresh test lint format migrate superuser conformance bench clean
 
-$(BIN)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		(echo "Python 3.11 or newer is needed (found $(PYTHON))" && exit 1)
+# What running needs; `make run` installs only this.
+$(BIN)/.installed-run: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
+		(echo "Python 3.11, 3.12 or 3.13 is needed (found $(PYTHON))" && exit 1)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+# Plus the test tools (pytest, ruff, moto, schemathesis, ...).
+$(BIN)/.installed: $(BIN)/.installed-run
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+install-run: $(BIN)/.installed-run
 install: $(BIN)/.installed
 
-migrate: install
+# Local settings for manage.py (DEBUG=true), so the README's operator commands run as written.
+.env:
+	@printf '# Local development only (make run). manage.py reads this; servers never do.\nDEBUG=true\n' > $@
+
+migrate: install-run .env
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	$(RUN_ENV) $(BIN)/python manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	$(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) --base-url http://$(HOST):$(PORT)
 	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Start over: a new database, no stored files, a new demo team on the next `make run`.
+fresh:
+	rm -rf var/db.sqlite3 var/db.sqlite3-wal var/db.sqlite3-shm var/media $(DEMO)
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser
@@ -54,4 +71,4 @@ bench: install
 	$(BIN)/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .env

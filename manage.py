@@ -3,10 +3,16 @@
 
 import os
 import sys
+from pathlib import Path
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lukittu.settings")
+    # Local development settings that `make run` keeps in .env, so that operator commands run
+    # as written; the environment always wins, and servers (gunicorn) never read the file.
+    from lukittu.env import load_env_file
+
+    load_env_file(Path(__file__).resolve().parent / ".env")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -3,6 +3,7 @@
 import math
 import os
 import re
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -94,3 +95,21 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
             f"{name} must start with one of {', '.join(s + '://' for s in schemes)}; got {scheme!r}"
         )
     return value
+
+
+def load_env_file(path: Path) -> None:
+    """``NAME=value`` lines from ``path`` (``make run`` writes one for local development) into
+    the environment, never over a variable that is already set. Blank lines and ``#`` comments
+    are skipped; a missing file is fine."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, value = line.removeprefix("export ").partition("=")
+        if not separator or not name.strip().isidentifier():
+            raise ImproperlyConfigured(f"{path}:{number}: expected NAME=value, got {line!r}")
+        os.environ.setdefault(name.strip(), value.strip().strip("'\""))

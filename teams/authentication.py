@@ -15,6 +15,18 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_HEADER_LENGTH = 256
 
 
+def key_for(plain: str) -> ApiKey | None:
+    """The usable key (not expired, not revoked, its team not deleted) whose text is
+    ``plain``, or None."""
+    stem = ApiKey.stem_of(plain)
+    if stem is None:
+        return None
+    key = ApiKey.objects.select_related("team").filter(stem=stem).first()
+    if key is None or not key.matches(plain) or not key.is_usable() or key.team.is_deleted:
+        return None
+    return key
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
@@ -33,13 +45,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             plain = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise invalid_api_key() from None
-        stem = ApiKey.stem_of(plain)
-        if stem is None:
+        key = key_for(plain)
+        if key is None:
             raise invalid_api_key()
-        key = ApiKey.objects.select_related("team").filter(stem=stem).first()
         now = timezone.now()
-        if key is None or not key.matches(plain) or not key.is_usable(now) or key.team.is_deleted:
-            raise invalid_api_key()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # A cheap single-row update, at most once a minute per key.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

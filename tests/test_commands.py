@@ -3,15 +3,22 @@
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from lukittu.env import load_env_file
 from releases.models import Branch, Product, Release, ReleaseFile, ReleaseStatus
 from teams.models import ApiKey, License, Team
 from teams.services import team_create
@@ -266,3 +273,98 @@ def test_seed_demo_readable_output_shows_the_key_and_a_curl_command(db):
     assert f"Authorization: Bearer {plain}" in output
     with pytest.raises(json.JSONDecodeError):
         json.loads(output)
+
+
+def test_seed_demo_ends_with_exports_that_make_the_readme_examples_run(db, client):
+    output = run("seed_demo", "--base-url", "http://127.0.0.1:8001")
+    export = output.strip().splitlines()[-1].split()
+    assert export[0] == "export"
+    values = dict(item.split("=", 1) for item in export[1:])
+    assert set(values) == {"API", "TEAM", "KEY", "PRODUCT", "RELEASE"}
+    team = Team.objects.get()
+    assert values["TEAM"] == str(team.id)
+    assert values["API"] == f"http://127.0.0.1:8001/api/v1/dev/teams/{team.id}"
+    assert Product.objects.get(pk=values["PRODUCT"]).name == "Demo App"
+    # RELEASE is the 1.1.0 draft, so the README's "Update (all fields)" (version 1.1.0) runs.
+    assert Release.objects.get(pk=values["RELEASE"]).version == "1.1.0"
+    data = {
+        "version": "1.1.0",
+        "productId": values["PRODUCT"],
+        "status": "PUBLISHED",
+        "setAsLatest": True,
+        "keepExistingFile": True,
+        "branchId": None,
+        "metadata": [],
+        "licenseIds": [],
+    }
+    response = put_release(client, values["TEAM"], values["RELEASE"], key=values["KEY"], data=data)
+    assert response.status_code == 200, response.json()
+
+
+def test_seed_demo_reuse_keeps_one_demo_team_across_runs(db, tmp_path):
+    kept = tmp_path / "demo.json"
+    first = seed("--reuse", str(kept))
+    second = seed("--reuse", str(kept))
+    assert second == first
+    assert Team.objects.count() == 1
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+
+    # Once its key no longer works (revoked, team deleted), a new team is made.
+    ApiKey.objects.update(revoked_at=timezone.now())
+    third = seed("--reuse", str(kept))
+    assert third["teamId"] != first["teamId"]
+    assert Team.objects.count() == 2
+    assert json.loads(kept.read_text())["teamId"] == third["teamId"]
+
+
+def test_seed_demo_reuse_survives_a_damaged_file(db, tmp_path):
+    kept = tmp_path / "demo.json"
+    kept.write_text("not json")
+    summary = seed("--reuse", str(kept))
+    assert json.loads(kept.read_text()) == summary
+
+
+def test_the_env_file_fills_only_unset_variables(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\n\nDEBUG=true\nexport LOG_LEVEL='WARNING'\nALREADY=file\n")
+    monkeypatch.delenv("DEBUG", raising=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    monkeypatch.setenv("ALREADY", "environment")
+    load_env_file(env_file)
+    assert os.environ["DEBUG"] == "true"
+    assert os.environ["LOG_LEVEL"] == "WARNING"
+    assert os.environ["ALREADY"] == "environment"
+    load_env_file(tmp_path / "missing")  # no file: nothing to do
+    env_file.write_text("not a setting\n")
+    with pytest.raises(ImproperlyConfigured, match=r"\.env:1"):
+        load_env_file(env_file)
+
+
+def test_operator_commands_run_as_written_with_the_env_file_make_run_writes(tmp_path):
+    """`manage.py` reads the .env beside it (`make run` writes DEBUG=true there): with no
+    SECRET_KEY in the environment, a command stops without it and runs with it."""
+    project = Path(__file__).resolve().parent.parent
+    shutil.copy(project / "manage.py", tmp_path / "manage.py")
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")
+    }
+    env.update(PYTHONPATH=str(project), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+
+    def check():
+        return subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    without = check()
+    assert without.returncode != 0
+    assert "SECRET_KEY must be set" in without.stderr
+    (tmp_path / ".env").write_text("DEBUG=true\n")
+    with_env_file = check()
+    assert with_env_file.returncode == 0, with_env_file.stderr

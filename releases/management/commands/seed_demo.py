@@ -1,8 +1,13 @@
-"""manage.py seed_demo [--json] [--no-file-uploads] [--storage-limit-mb N]"""
+"""manage.py seed_demo [--json] [--no-file-uploads] [--storage-limit-mb N] [--reuse FILE]
+
+With ``--reuse FILE`` (what ``make run`` passes), the summary of the demo team, its API key
+included, is kept in FILE (readable by its owner only), and later runs print it again instead
+of making another team, for as long as that team and key still work."""
 
 import io
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +17,7 @@ from django.db import transaction
 from releases.models import Branch, Product, Release, ReleaseStatus
 from releases.services import Actor, ReleaseChanges, release_update
 from releases.uploads import upload_from_bytes
+from teams.authentication import key_for
 from teams.services import api_key_create, license_create, team_create
 
 
@@ -38,19 +44,43 @@ class Command(BaseCommand):
             default="http://127.0.0.1:8000",
             help="Where the service runs, for the printed curl example.",
         )
+        parser.add_argument(
+            "--reuse",
+            metavar="FILE",
+            help="Keep the demo team's summary in FILE and reuse that team while it works.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["storage_limit_mb"] < 0:
             raise CommandError("--storage-limit-mb must not be negative")
-        with transaction.atomic():
-            summary = self.seed(
-                file_uploads=not options["no_file_uploads"],
-                storage_limit_mb=options["storage_limit_mb"],
-            )
+        reuse = Path(options["reuse"]) if options["reuse"] else None
+        summary = self.reusable(reuse) if reuse else None
+        if summary is None:
+            with transaction.atomic():
+                summary = self.seed(
+                    file_uploads=not options["no_file_uploads"],
+                    storage_limit_mb=options["storage_limit_mb"],
+                )
+            if reuse:
+                reuse.parent.mkdir(parents=True, exist_ok=True)
+                reuse.write_text(json.dumps(summary))
+                reuse.chmod(0o600)
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
             self.stdout.write(self.readable(summary, base_url=options["base_url"].rstrip("/")))
+
+    @staticmethod
+    def reusable(path: Path) -> dict[str, Any] | None:
+        """The summary kept in ``path``, if its team's key still opens its team's URLs."""
+        try:
+            summary = json.loads(path.read_text())
+            key = key_for(summary["apiKey"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if key is None or str(key.team_id) != summary.get("teamId"):
+            return None
+        return summary
 
     def seed(self, *, file_uploads: bool, storage_limit_mb: int) -> dict[str, Any]:
         team = team_create(
@@ -147,7 +177,7 @@ class Command(BaseCommand):
             "licenseIds": [],
         }
         lines = [
-            "Demo team created.",
+            "Demo team:",
             f"  Team id:  {summary['teamId']}",
             f"  API key:  {summary['apiKey']}   (shown only now)",
             "",
@@ -171,5 +201,11 @@ class Command(BaseCommand):
             f"    -F 'data={json.dumps(data)}'",
             "",
             "Add  -F 'file=@build/app.jar'  to upload a build with it.",
+            "",
+            "Paste this line to run the README's examples as written:",
+            "",
+            f"  export API={base_url}/api/v1/dev/teams/{summary['teamId']}"
+            f" TEAM={summary['teamId']} KEY={summary['apiKey']}"
+            f" PRODUCT={product['id']} RELEASE={draft['id']}",
         ]
         return "\n".join(lines)
