@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -308,6 +309,9 @@ def test_seed_demo_reuse_keeps_one_demo_team_across_runs(db, tmp_path):
     assert second == first
     assert Team.objects.count() == 1
     assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    # The build the README's examples upload, beside it.
+    with zipfile.ZipFile(tmp_path / "demo-app.jar") as jar:
+        assert "META-INF/MANIFEST.MF" in jar.namelist()
 
     # Once its key no longer works (revoked, team deleted), a new team is made.
     ApiKey.objects.update(revoked_at=timezone.now())

@@ -65,6 +65,9 @@ class Command(BaseCommand):
                 reuse.parent.mkdir(parents=True, exist_ok=True)
                 reuse.write_text(json.dumps(summary))
                 reuse.chmod(0o600)
+        if reuse:
+            # A build to upload in the README's examples (`-F file=@var/demo-app.jar`).
+            (reuse.parent / "demo-app.jar").write_bytes(demo_jar())
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
