@@ -123,6 +123,23 @@ def internal_error() -> ApiError:
     return ApiError(500, Code.INTERNAL_SERVER_ERROR, "Internal server error")
 
 
+# The contract fixes the 415's details; the envelope's ``data`` says what to send instead. Every
+# body this API parses is a release's multipart create or update.
+MULTIPART_HINT = (
+    "Send multipart/form-data with the release's JSON in a 'data' field (and the build in an "
+    "optional 'file' part), e.g. curl -F 'data=<data.json' -F file=@app.jar"
+)
+
+
+def unsupported_media_type() -> ApiError:
+    return ApiError(
+        415,
+        Code.BAD_REQUEST,
+        "Unsupported media type",
+        data={"errors": [{"message": MULTIPART_HINT, "path": []}]},
+    )
+
+
 def as_api_error(exc: Exception) -> ApiError | None:
     """Map framework exceptions to the contract's errors; ``None`` for unexpected ones."""
     if isinstance(exc, ApiError):
@@ -132,7 +149,7 @@ def as_api_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, exceptions.Throttled):
         return ApiError(429, Code.RATE_LIMIT, "Too many requests")
     if isinstance(exc, exceptions.UnsupportedMediaType):
-        return ApiError(415, Code.BAD_REQUEST, "Unsupported media type")
+        return unsupported_media_type()
     if isinstance(exc, exceptions.MethodNotAllowed):
         return ApiError(405, Code.BAD_REQUEST, "Method not allowed")
     if isinstance(exc, exceptions.NotFound | Http404):

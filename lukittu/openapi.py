@@ -7,13 +7,20 @@ names and referenced with ``ref()``. ``postprocess`` adds them to the document, 
 path parameters into the seed's ``TeamId``/``ReleaseIdPath`` references, and gives every
 Developer API operation the same error responses and rate-limit headers, because every one
 of them answers that way (``TeamApiView``).
+
+Each operation's errors are a table of ``ErrorCase`` rows in the order the service checks
+them (``add_errors``): ``postprocess`` turns it into one response per status, whose
+description lists that status's rows in order and whose ``examples`` hold each distinct error
+as the client receives it, and appends the whole table to the operation's description.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
-from lukittu.api import ERROR_CODES
+from lukittu.api import ERROR_CODES, ApiError, Code, internal_error, invalid_api_key
 
 Schema = dict[str, Any]
 
@@ -27,6 +34,52 @@ COMPONENTS: dict[str, dict[str, Schema]] = {
 PATH_PARAMETERS: dict[str, str] = {}
 # operationId -> status -> OpenAPI links of that response.
 LINKS: dict[str, dict[str, Schema]] = {}
+# The time shown in every example envelope.
+EXAMPLE_TIMESTAMP = "2023-09-15T14:35:00.000Z"
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """One row of an operation's error table: what the client gets, and when.
+
+    ``details`` is the text as the table shows it; ``example_details`` replaces it in the
+    example where the text varies (``Invalid query parameter: <names>``), and ``data`` is the
+    example envelope's ``data``."""
+
+    status: int
+    code: str
+    details: str
+    when: str
+    data: Any = None
+    example_details: str | None = None
+
+    @classmethod
+    def of(cls, error: ApiError, when: str) -> "ErrorCase":
+        """The row of an error the service raises, taken from the error itself."""
+        return cls(error.status_code, error.error_code, error.details, when, error.data)
+
+    def example(self) -> Schema:
+        details = self.example_details or self.details
+        return {
+            "summary": f"{self.code}: {details}",
+            "value": {
+                "data": self.data,
+                "result": {
+                    "timestamp": EXAMPLE_TIMESTAMP,
+                    "valid": False,
+                    "details": details,
+                    "code": self.code,
+                },
+            },
+        }
+
+
+# operationId -> its error table, built with the document (a row may name a setting's value).
+ERROR_TABLES: dict[str, Callable[[], list[ErrorCase]]] = {}
+
+
+def add_errors(operation_id: str, table: Callable[[], list[ErrorCase]]) -> None:
+    ERROR_TABLES[operation_id] = table
 
 
 def ref(name: str, kind: str = "schemas") -> Schema:
@@ -142,7 +195,7 @@ register(
                 "description": (
                     "Keys and list indexes from the top of `data` (or the query parameter's "
                     'name) down to the problem, e.g. `["metadata", 3, "key"]`; `[]` for `data` '
-                    "itself"
+                    "itself, or for the request as a whole"
                 ),
                 "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
             },
@@ -162,7 +215,8 @@ register(
                 "nullable": True,
                 "description": (
                     "Additional error-related data: `null`, except for `Invalid request body` "
-                    "and `Invalid query parameter: ...`, where `errors` lists every problem"
+                    "and `Invalid query parameter: ...`, where `errors` lists every problem, "
+                    "and `Unsupported media type`, where it says what to send instead"
                 ),
                 "properties": {
                     "errors": {"type": "array", "items": ref("FieldError")},
@@ -234,7 +288,38 @@ register(
 
 # --- Responses --------------------------------------------------------------------------------
 
-_ERROR_CONTENT = {"application/json": {"schema": ref("ErrorResponse")}}
+UNAUTHORIZED = ErrorCase.of(
+    invalid_api_key(),
+    "no key, or a malformed, unknown, expired or revoked key, another team's key, a deleted team",
+)
+RATE_LIMITED = ErrorCase(
+    429, Code.RATE_LIMIT, "Too many requests", "this API key is over its rate limit"
+)
+INTERNAL_ERROR = ErrorCase.of(
+    internal_error(), "anything unexpected, including a database commit whose answer was lost"
+)
+# 401 and 429 are the same for every operation: shared components (below).
+SHARED_ERROR_CASES = {401: UNAUTHORIZED, 429: RATE_LIMITED}
+
+
+def _error_content(*cases: ErrorCase) -> Schema:
+    """The error envelope, with an example of each distinct error, in order."""
+    examples: dict[str, Schema] = {}
+    for case in cases:
+        examples.setdefault(case.example_details or case.details, case.example())
+    return {"application/json": {"schema": ref("ErrorResponse"), "examples": examples}}
+
+
+def _markdown_details(details: str) -> str:
+    # ``<names>`` would be read as an HTML tag (and dropped by Swagger UI's sanitiser).
+    return details.replace("<", "\\<").replace(">", "\\>")
+
+
+def _error_description(cases: list[ErrorCase]) -> str:
+    return "\n".join(
+        f'- `{case.code}` "{_markdown_details(case.details)}": {case.when}' for case in cases
+    )
+
 
 register(
     "responses",
@@ -246,41 +331,85 @@ register(
             "`result.code` provides specific error details."
         ),
         "headers": {"X-Request-ID": REQUEST_ID_HEADER},
-        "content": _ERROR_CONTENT,
-    },
-)
-register(
-    "responses",
-    "Unauthorized",
-    {
-        "description": (
-            '`UNAUTHORIZED` "Invalid API key": no key, a malformed, unknown, expired or revoked '
-            "key, another team's key, or a deleted team."
+        # The catch-all: each operation lists the statuses it returns, so these examples stand
+        # for what none lists (a method a documented path does not serve; a proxy's 5XX).
+        "content": _error_content(
+            ErrorCase(
+                405, Code.BAD_REQUEST, "Method not allowed", "the path does not serve the method"
+            ),
+            INTERNAL_ERROR,
         ),
-        "headers": {"WWW-Authenticate": ref("WWW-Authenticate", "headers")},
-        "content": _ERROR_CONTENT,
     },
 )
-register(
-    "responses",
-    "RateLimited",
-    {
-        "description": '`RATE_LIMIT` "Too many requests": this API key is over its rate limit.',
-        "headers": {
-            "Retry-After": ref("Retry-After", "headers"),
-            **RATE_LIMIT_HEADERS,
+SHARED_ERROR_RESPONSES = {
+    401: register(
+        "responses",
+        "Unauthorized",
+        {
+            "description": _error_description([UNAUTHORIZED]),
+            "headers": {"WWW-Authenticate": ref("WWW-Authenticate", "headers")},
+            "content": _error_content(UNAUTHORIZED),
         },
-        "content": _ERROR_CONTENT,
-    },
-)
+    ),
+    429: register(
+        "responses",
+        "RateLimited",
+        {
+            "description": _error_description([RATE_LIMITED]),
+            "headers": {
+                "Retry-After": ref("Retry-After", "headers"),
+                **RATE_LIMIT_HEADERS,
+            },
+            "content": _error_content(RATE_LIMITED),
+        },
+    ),
+}
 
 # Every Developer API operation: these after its own responses.
 DEV_API_ERROR_RESPONSES = {
-    "401": ref("Unauthorized", "responses"),
-    "429": ref("RateLimited", "responses"),
+    "401": SHARED_ERROR_RESPONSES[401],
+    "429": SHARED_ERROR_RESPONSES[429],
     "4XX": ref("StandardError", "responses"),
     "5XX": ref("StandardError", "responses"),
 }
+
+
+def error_responses(cases: list[ErrorCase]) -> dict[str, Schema]:
+    """One response per status of ``cases``, ascending: its rows in order in the description,
+    an example of each distinct error. 401 and 429 are the shared components."""
+    by_status: dict[int, list[ErrorCase]] = {}
+    for case in cases:
+        by_status.setdefault(case.status, []).append(case)
+    responses: dict[str, Schema] = {}
+    for status in sorted(by_status):
+        rows = by_status[status]
+        if status in SHARED_ERROR_RESPONSES:
+            if rows != [SHARED_ERROR_CASES[status]]:
+                raise ValueError(f"{status} is a shared response: its row is the shared one")
+            responses[str(status)] = SHARED_ERROR_RESPONSES[status]
+            continue
+        responses[str(status)] = {
+            "description": _error_description(rows),
+            "headers": {"X-Request-ID": REQUEST_ID_HEADER},
+            "content": _error_content(*rows),
+        }
+    return responses
+
+
+def error_table(cases: list[ErrorCase]) -> str:
+    """The whole table in Markdown (Swagger UI renders tables), in the order checked."""
+    lines = [
+        "**Errors**, in the order they are checked (a request with several problems gets the "
+        "first):",
+        "",
+        "| status | code | details | when |",
+        "| --- | --- | --- | --- |",
+    ]
+    for case in cases:
+        when = case.when.replace("|", "\\|")
+        details = _markdown_details(case.details)
+        lines.append(f"| {case.status} | `{case.code}` | {details} | {when} |")
+    return "\n".join(lines)
 
 
 class BearerApiKeyScheme(OpenApiAuthenticationExtension):
@@ -331,8 +460,16 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
             ]
             if not operation["parameters"]:
                 del operation["parameters"]
-            for status, links in LINKS.get(operation.get("operationId", ""), {}).items():
+            operation_id = operation.get("operationId", "")
+            for status, links in LINKS.get(operation_id, {}).items():
                 operation["responses"][status]["links"] = links
+            if operation_id in ERROR_TABLES:
+                cases = ERROR_TABLES[operation_id]()
+                for status, response in error_responses(cases).items():
+                    operation["responses"].setdefault(status, response)
+                operation["description"] = (
+                    f"{operation.get('description', '')}\n\n{error_table(cases)}".strip()
+                )
             body = operation.get("requestBody")
             if body and all(
                 media.get("schema", {}).get("required") for media in body["content"].values()

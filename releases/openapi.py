@@ -1,9 +1,12 @@
 """The release endpoints' part of the OpenAPI document: the seed's release components, the
-``data`` JSON of create and update, the list's query parameters, and each operation's
-``extend_schema``. The limits come from the serializers' constants, so they cannot drift."""
+``data`` JSON of create and update with realistic examples (what Swagger UI prefills), the
+list's query parameters, each operation's ``extend_schema``, and each operation's error table
+in the order the service checks it. The limits come from the serializers' constants, so they
+cannot drift."""
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -13,7 +16,21 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 
-from lukittu.openapi import UUID, add_links, envelope_schema, path_parameter, ref, register
+from lukittu.api import Code, unsupported_media_type
+from lukittu.openapi import (
+    EXAMPLE_TIMESTAMP,
+    INTERNAL_ERROR,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    UUID,
+    ErrorCase,
+    add_errors,
+    add_links,
+    envelope_schema,
+    path_parameter,
+    ref,
+    register,
+)
 from releases.models import ReleaseStatus
 from releases.serializers import (
     MAX_LICENSES,
@@ -24,6 +41,8 @@ from releases.serializers import (
     TEXT_PATTERN,
     VERSION_PATTERN,
 )
+from releases.services import file_too_large
+from releases.storage import storage_unavailable
 
 Schema = dict[str, Any]
 TAG = "Dev - Releases"
@@ -31,9 +50,22 @@ TEXT_255 = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": TEXT_
 DATE_TIME = {"type": "string", "format": "date-time"}
 
 
-def nullable_uuid(description: str) -> Schema:
+def nullable_uuid(description: str, example: str | None = None) -> Schema:
     # Not ``{"$ref": UUID, "nullable": true}``: OpenAPI 3.0 ignores a $ref's siblings.
-    return {"type": "string", "format": "uuid", "nullable": True, "description": description}
+    schema = {"type": "string", "format": "uuid", "nullable": True, "description": description}
+    return {**schema, "example": example} if example else schema
+
+
+def uuid_with_example(description: str, example: str) -> Schema:
+    # Inline for the same reason: a description or example beside a $ref would be ignored.
+    return {"type": "string", "format": "uuid", "description": description, "example": example}
+
+
+# Ids in the prefilled ``data`` (of the UUID v4 form). Swagger UI's users replace them with
+# their own; a generated sample would be no closer to real.
+EXAMPLE_PRODUCT_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+EXAMPLE_BRANCH_ID = "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+EXAMPLE_LICENSE_ID = "9b2e4c1a-3d5f-4a6b-8c7d-1e2f3a4b5c6d"
 
 
 # --- Path parameters ---------------------------------------------------------------------------
@@ -65,6 +97,8 @@ register(
             "Software version identifier (no spaces allowed: no whitespace by JavaScript's or "
             "Python's definition, and no NUL)"
         ),
+        # Without it, Swagger UI makes a sample from the pattern: a random-looking string.
+        "example": "1.2.0",
     },
 )
 register(
@@ -74,6 +108,7 @@ register(
         "type": "string",
         "enum": list(ReleaseStatus.values),
         "description": "Status of a product release",
+        "example": "PUBLISHED",
     },
 )
 register(
@@ -246,13 +281,14 @@ _METADATA_INPUT = {
     "items": {
         "type": "object",
         "properties": {
-            "key": TEXT_255,
-            "value": TEXT_255,
+            "key": {**TEXT_255, "example": "channel"},
+            "value": {**TEXT_255, "example": "stable"},
             "locked": {"type": "boolean", "default": False},
         },
         "required": ["key", "value"],
         "additionalProperties": False,
     },
+    "example": [{"key": "channel", "value": "stable"}],
 }
 _LICENSE_IDS_INPUT = {
     "type": "array",
@@ -262,22 +298,43 @@ _LICENSE_IDS_INPUT = {
         f"At most {MAX_LICENSES} UUIDs of the team's licenses (a repeated id counts once); "
         "replaces the release's licenses. Must be empty for a latest release."
     ),
+    "example": [EXAMPLE_LICENSE_ID],
 }
 _DATA_FIELDS: Schema = {
     "version": ref("Version"),
-    "productId": {**UUID, "description": "UUID of a product of the team"},
+    "productId": uuid_with_example("UUID of a product of the team", EXAMPLE_PRODUCT_ID),
     "status": ref("ReleaseStatus"),
     "setAsLatest": {
         "type": "boolean",
         "description": "Make this the latest release of its product and branch (if PUBLISHED)",
+        # False beside licenseIds' example: a latest release may have no licenses.
+        "example": False,
     },
     "keepExistingFile": {
         "type": "boolean",
         "description": "With no `file`: true keeps the current file, false removes it",
+        "example": True,
     },
-    "branchId": nullable_uuid("UUID of a branch of that product, or null for the main line"),
+    "branchId": nullable_uuid(
+        "UUID of a branch of that product, or null for the main line", EXAMPLE_BRANCH_ID
+    ),
     "metadata": _METADATA_INPUT,
     "licenseIds": _LICENSE_IDS_INPUT,
+}
+# What Swagger UI prefills in the ``data`` box: a release one can send once productId names a
+# product of the team (published as the latest of the main line, so no licenses).
+UPDATE_DATA_EXAMPLE = {
+    "version": "1.2.0",
+    "productId": EXAMPLE_PRODUCT_ID,
+    "status": "PUBLISHED",
+    "setAsLatest": True,
+    "keepExistingFile": True,
+    "branchId": None,
+    "metadata": [{"key": "channel", "value": "stable"}],
+    "licenseIds": [],
+}
+CREATE_DATA_EXAMPLE = {
+    name: value for name, value in UPDATE_DATA_EXAMPLE.items() if name != "keepExistingFile"
 }
 # The contract's "Cannot set as latest release when license IDs are provided", as far as a
 # schema can say it: ``setAsLatest`` true needs ``licenseIds`` empty. (Update also refuses
@@ -325,11 +382,13 @@ register(
 )
 
 
-def multipart_body(data_component: str, file_description: str) -> dict[str, OpenApiRequest]:
+def multipart_body(
+    data_component: str, data_example: Schema, file_description: str
+) -> dict[str, OpenApiRequest]:
     """``data`` is a JSON object in a form field: an ``object`` property of a multipart body,
     which OpenAPI 3.0 sends as ``application/json`` by default. (Declaring that ``encoding``
-    explicitly would make Swagger UI send ``data`` as a file part, which is not a form field.)
-    ``file`` is an optional file part."""
+    explicitly would make Swagger UI send ``data`` as a file part; the service reads that too,
+    but a form field is what the contract describes.) ``file`` is an optional file part."""
     return {
         "multipart/form-data": OpenApiRequest(
             request={
@@ -340,9 +399,12 @@ def multipart_body(data_component: str, file_description: str) -> dict[str, Open
                         "type": "object",
                         "allOf": [ref(data_component)],
                         "description": (
-                            "JSON object with the release's fields, sent as a form field (not "
-                            "a file part), e.g. `curl -F 'data={...}'`."
+                            "JSON object with the release's fields, sent as a form field "
+                            "(`curl -F 'data={...}'` or `-F 'data=<data.json'`) or as a file "
+                            "part holding it (`-F data=@data.json`)."
                         ),
+                        # Swagger UI prefills the box with this.
+                        "example": data_example,
                     },
                     "file": {
                         "type": "string",
@@ -412,24 +474,323 @@ RELEASE_EXAMPLE = {
 }
 
 
-def release_response(description: str, details: str | None = None) -> OpenApiResponse:
-    """The release in the envelope; with an example (of ``details``) if given."""
-    examples = [
-        OpenApiExample(
-            details,
-            value={
-                "data": RELEASE_EXAMPLE,
-                "result": {
-                    "timestamp": "2023-09-15T14:35:00.000Z",
-                    "valid": True,
-                    "details": details,
-                },
-            },
-        )
-    ]
-    return OpenApiResponse(
-        response=RELEASE_RESPONSE, description=description, examples=examples if details else []
+def success_example(details: str, data: Any) -> OpenApiExample:
+    return OpenApiExample(
+        details,
+        value={
+            "data": data,
+            "result": {"timestamp": EXAMPLE_TIMESTAMP, "valid": True, "details": details},
+        },
     )
+
+
+def release_response(description: str, details: str) -> OpenApiResponse:
+    """The release in the envelope, with an example whose ``details`` is ``details``."""
+    return OpenApiResponse(
+        response=RELEASE_RESPONSE,
+        description=description,
+        examples=[success_example(details, RELEASE_EXAMPLE)],
+    )
+
+
+# --- Errors, in the order the service checks them ----------------------------------------------
+#
+# README's Update Release table and its Create paragraph, row for row, plus what Django itself
+# refuses while parsing the body. Built with the document: the 413 names MAX_RELEASE_FILE_MB.
+
+MEBIBYTE = 1024 * 1024
+INVALID_TEAM_ID = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid teamId",
+    "`teamId` is not a UUID (36 characters, ASCII hex digits and hyphens)",
+)
+INVALID_RELEASE_ID = ErrorCase(
+    400, Code.BAD_REQUEST, "Invalid releaseId", "`releaseId` is not a UUID"
+)
+RELEASE_NOT_FOUND = ErrorCase(
+    404, Code.RELEASE_NOT_FOUND, "Release not found", "the release is not the team's"
+)
+PRODUCT_NOT_FOUND = ErrorCase(
+    404, Code.PRODUCT_NOT_FOUND, "Product not found", "the product is not the team's"
+)
+LATEST_RULE = "Cannot set as latest release when license IDs are provided"
+STORAGE_UNAVAILABLE = ErrorCase.of(storage_unavailable(), "the storage fails or times out")
+
+
+def _file_too_large(when: str) -> ErrorCase:
+    return ErrorCase.of(file_too_large(settings.MAX_RELEASE_FILE_MB * MEBIBYTE), when)
+
+
+def _form_limits() -> list[ErrorCase]:
+    """What Django's own multipart parser refuses, where its limits are set."""
+    memory = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    fields = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    files = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    limits = []
+    if memory is not None:
+        limits.append(
+            ErrorCase(
+                413,
+                Code.BAD_REQUEST,
+                "Request body too large",
+                f"the text fields together are over {memory / MEBIBYTE:g} MiB",
+            )
+        )
+    if fields is not None or files is not None:
+        counts = [
+            f"more than {limit:,} {what}"
+            for limit, what in ((fields, "text fields"), (files, "file parts"))
+            if limit is not None
+        ]
+        limits.append(
+            ErrorCase(
+                400, Code.BAD_REQUEST, "Too many fields in the request body", " or ".join(counts)
+            )
+        )
+    return limits
+
+
+def _body_errors() -> list[ErrorCase]:
+    """Create's and update's rows for the multipart body, up to the upload feature."""
+    memory = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    data_part_too_large = (
+        []
+        if memory is None
+        else [
+            ErrorCase(
+                413,
+                Code.BAD_REQUEST,
+                "Request body too large",
+                f"`data` sent as a file part is over {memory / MEBIBYTE:g} MiB",
+            )
+        ]
+    )
+    return [
+        ErrorCase.of(
+            unsupported_media_type(),
+            "the body is not `multipart/form-data` (the media type compares case-insensitively); "
+            "`data.errors` says what to send",
+        ),
+        _file_too_large(
+            "`Content-Length` is over the file limit plus 1 MiB: refused before the body is read"
+        ),
+        ErrorCase(411, Code.BAD_REQUEST, "Length required", "no `Content-Length` (a chunked body)"),
+        ErrorCase(
+            400, Code.BAD_REQUEST, "Invalid Content-Length", "`Content-Length` is not a number"
+        ),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Incomplete request body",
+            "the body ends before its `Content-Length`, the multipart body has no closing "
+            "boundary, or the client went away mid-body",
+        ),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Malformed multipart body",
+            "the multipart body cannot be parsed (no boundary parameter, broken part headers)",
+        ),
+        *_form_limits(),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Missing data field",
+            "no `data` part (a text field, or a file part holding the JSON)",
+        ),
+        ErrorCase(400, Code.BAD_REQUEST, "Send the data field once", "`data` sent twice"),
+        *data_part_too_large,
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Invalid JSON in data field",
+            "`data` is not JSON (in UTF-8), or not a JSON object",
+        ),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Invalid request body",
+            "`data` breaks the field rules; `data.errors` lists every problem with its path",
+            data={
+                "errors": [
+                    {
+                        "message": "Ensure this field has at least 3 characters.",
+                        "path": ["version"],
+                    },
+                    {"message": "Unknown field.", "path": ["metadata", 0, "colour"]},
+                ]
+            },
+        ),
+        ErrorCase(400, Code.BAD_REQUEST, "Send at most one file", "more than one file part"),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "The file field must be a file upload",
+            "a text `file` field that is not empty (an empty one means no file)",
+        ),
+        _file_too_large("the file is over the file limit (`MAX_RELEASE_FILE_MB`)"),
+        ErrorCase(
+            403,
+            Code.FORBIDDEN,
+            "File uploads require a paid subscription",
+            'a file is sent and the team lacks file uploads (the paid "classloader" feature)',
+        ),
+    ]
+
+
+def _reference_errors() -> list[ErrorCase]:
+    """The ids ``data`` names, after the release itself (update) or first (create)."""
+    return [
+        PRODUCT_NOT_FOUND,
+        ErrorCase(
+            404,
+            Code.RELEASE_NOT_FOUND,
+            "Branch not found",
+            "the branch is not a branch of that product",
+        ),
+        ErrorCase(
+            404,
+            Code.LICENSE_NOT_FOUND,
+            "One or more license IDs not found",
+            "a license id is not the team's",
+        ),
+    ]
+
+
+VERSION_TAKEN = ErrorCase(
+    409,
+    Code.BAD_REQUEST,
+    "A release with this version already exists for this product and branch",
+    "another release of that product and branch has this version (the main line included)",
+)
+
+
+def _file_content_errors() -> list[ErrorCase]:
+    return [
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "File must have an extension",
+            "the file name has no extension (1 to 16 letters or digits after the last dot), "
+            "including a name that is only a path (`.`, `..`, `dir/`)",
+        ),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Invalid JAR file",
+            "a `.jar` (any case) that is not a readable ZIP archive, or whose descriptors are "
+            "compressed with anything but deflate",
+        ),
+        ErrorCase(
+            400, Code.BAD_REQUEST, "Main class not found in JAR file", "a `.jar` with no main class"
+        ),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Storage limit reached",
+            "the team's stored bytes, plus its uploads in flight, would pass its storage limit "
+            "(the replaced file's bytes are freed first)",
+        ),
+    ]
+
+
+def update_errors() -> list[ErrorCase]:
+    return [
+        INVALID_TEAM_ID,
+        INVALID_RELEASE_ID,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        *_body_errors(),
+        RELEASE_NOT_FOUND,
+        *_reference_errors(),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            LATEST_RULE,
+            "`licenseIds` is not empty, and `setAsLatest` is true or the release is latest and "
+            "stays `PUBLISHED`",
+        ),
+        VERSION_TAKEN,
+        *_file_content_errors(),
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
+    ]
+
+
+def create_errors() -> list[ErrorCase]:
+    return [
+        INVALID_TEAM_ID,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        *_body_errors(),
+        *_reference_errors(),
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            LATEST_RULE,
+            "`licenseIds` is not empty and `setAsLatest` is true",
+        ),
+        ErrorCase(
+            403,
+            Code.FORBIDDEN,
+            "Max releases per product reached",
+            "the product has as many releases as its team allows (`max_releases_per_product`, "
+            "100 by default)",
+        ),
+        VERSION_TAKEN,
+        *_file_content_errors(),
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
+    ]
+
+
+def release_errors() -> list[ErrorCase]:
+    """Get's and Delete's."""
+    return [
+        INVALID_TEAM_ID,
+        INVALID_RELEASE_ID,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        RELEASE_NOT_FOUND,
+        INTERNAL_ERROR,
+    ]
+
+
+def list_errors() -> list[ErrorCase]:
+    return [
+        INVALID_TEAM_ID,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        ErrorCase(
+            400,
+            Code.BAD_REQUEST,
+            "Invalid query parameter: <names>",
+            "a query parameter has a bad value, is repeated or is unknown; `<names>` lists "
+            "them and `data.errors` has each problem",
+            data={
+                "errors": [
+                    {"message": '"20" is not a valid choice.', "path": ["pageSize"]},
+                    {"message": "Unknown parameter.", "path": ["productID"]},
+                ]
+            },
+            example_details="Invalid query parameter: pageSize, productID",
+        ),
+        ErrorCase(
+            404,
+            Code.PRODUCT_NOT_FOUND,
+            "Product not found",
+            "`productId` is not a product of the team",
+        ),
+        INTERNAL_ERROR,
+    ]
+
+
+add_errors("updateRelease", update_errors)
+add_errors("createRelease", create_errors)
+add_errors("getRelease", release_errors)
+add_errors("deleteRelease", release_errors)
+add_errors("listReleases", list_errors)
 
 
 LIST_PARAMETERS = [
@@ -467,13 +828,22 @@ list_releases = extend_schema(
     summary="List Releases",
     description=(
         "The team's releases, one page at a time, newest first by default. `version` sorts "
-        "naturally (1.10.0 after 1.9.0); ties are broken by id, so pages are stable. A bad "
-        "parameter is a 400 listing every problem, never silently ignored."
+        "naturally (1.10.0 after 1.9.0); ties are broken by id, so pages are stable. A bad, "
+        "repeated or unknown parameter is a 400 naming each, never silently ignored."
     ),
     tags=[TAG],
     parameters=LIST_PARAMETERS,
     responses={
-        200: OpenApiResponse(response=RELEASE_LIST_RESPONSE, description="A page of releases")
+        200: OpenApiResponse(
+            response=RELEASE_LIST_RESPONSE,
+            description="A page of releases",
+            examples=[
+                success_example(
+                    "Releases found",
+                    {"releases": [RELEASE_EXAMPLE], "hasNextPage": False, "totalResults": 1},
+                )
+            ],
+        )
     },
 )
 
@@ -483,14 +853,15 @@ create_release = extend_schema(
     description=(
         "Create a release of one of the team's products, optionally with its file, sent as "
         "`multipart/form-data`: `data` (required) is the release's JSON and `file` (optional) "
-        "the build. Errors follow Update Release's table."
+        "the build."
     ),
     tags=[TAG],
     request=multipart_body(
         "ReleaseCreateData",
+        CREATE_DATA_EXAMPLE,
         "Optional file for the release (max 10 MB by default). Must have a file extension.",
     ),
-    responses={201: release_response("Release created")},
+    responses={201: release_response("Release created", "Release created")},
 )
 
 # The created release's id opens Get and Delete (Swagger UI shows these links; schemathesis
@@ -518,7 +889,7 @@ get_release = extend_schema(
     summary="Get Release",
     description="One release of the team.",
     tags=[TAG],
-    responses={200: release_response("The release")},
+    responses={200: release_response("The release", "Release found")},
 )
 
 update_release = extend_schema(
@@ -543,6 +914,7 @@ update_release = extend_schema(
     tags=[TAG],
     request=multipart_body(
         "ReleaseUpdateData",
+        UPDATE_DATA_EXAMPLE,
         "Optional file to attach to the release (max 10 MB). Must have a file extension. "
         "Replaces any existing file.",
     ),
@@ -557,5 +929,5 @@ delete_release = extend_schema(
         "after the deletion commits. The response is the release as it was."
     ),
     tags=[TAG],
-    responses={200: release_response("Release deleted: the release as it was")},
+    responses={200: release_response("Release deleted: the release as it was", "Release deleted")},
 )

@@ -6,12 +6,14 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from lukittu.api import ApiError, Code, success
+from lukittu.api import ApiError, Code, success, unsupported_media_type
 from lukittu.ids import parse_uuid
 from releases import openapi
 from releases.parsers import ReleaseMultiPartParser, incomplete_body
@@ -119,7 +121,7 @@ class MultipartUploadMixin:
             return
         content_type = request.META.get("CONTENT_TYPE", "")
         if not content_type.lower().startswith("multipart/form-data"):
-            raise ApiError(415, Code.BAD_REQUEST, "Unsupported media type")
+            raise unsupported_media_type()
         limit = max_file_bytes()
         announced = request.META.get("CONTENT_LENGTH") or ""
         if not announced.strip():
@@ -135,18 +137,40 @@ class MultipartUploadMixin:
         request._request.upload_handlers = [HashingUploadHandler(request, max_bytes=limit)]
 
 
+def read_data_part(part: UploadedFile) -> str:
+    """The text of ``data`` sent as a file part (``curl -F data=@data.json``), which the upload
+    handler streamed to a temporary file like any file part. It is held to the size Django
+    allows a text field (``DATA_UPLOAD_MAX_MEMORY_SIZE``) and refused the same way beyond it."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        # ``too_large``: past the file limit the handler dropped the bytes, only counting them.
+        if getattr(part, "too_large", False) or (limit is not None and part.size > limit):
+            raise RequestDataTooBig("The data file part is over DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        part.seek(0)
+        content = part.read()  # at most the limit, checked above
+    finally:
+        part.close()  # its temporary file is not needed past this point
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        # JSON is UTF-8 (RFC 8259): anything else is not JSON.
+        raise ApiError(400, Code.BAD_REQUEST, "Invalid JSON in data field") from None
+
+
 def parse_release_request(
     request: Request, serializer_class: type[ReleaseUpdateSerializer]
 ) -> tuple[dict[str, Any], ReleaseChanges, ReleaseUpload | None]:
     """The multipart body of a create or update: the raw ``data`` object, its validated
     changes, and the uploaded file if one was sent. Errors in the contract's order."""
-    raw = request.POST.getlist("data")
+    texts = request.POST.getlist("data")
+    # ``-F data=@data.json`` sends the JSON as a file part: read it rather than call it missing.
+    parts = request.FILES.getlist("data")
     files = request.FILES.getlist("file")
-    if not raw:
+    if not texts and not parts:
         raise ApiError(400, Code.BAD_REQUEST, "Missing data field")
-    if len(raw) > 1:
+    if len(texts) + len(parts) > 1:
         raise ApiError(400, Code.BAD_REQUEST, "Send the data field once")
-    data = parse_data_field(raw[0])
+    data = parse_data_field(texts[0] if texts else read_data_part(parts[0]))
     serializer = serializer_class(data=data)
     if not serializer.is_valid():
         raise ApiError(
@@ -169,13 +193,19 @@ def parse_release_request(
 
 
 def parse_query(request: Request) -> dict[str, Any]:
+    """The list's query parameters, validated. A bad value, a repeated parameter or an unknown
+    one (a misspelt ``productID`` would otherwise quietly list everything) is a 400 that names
+    each."""
     params = request.query_params
-    repeated = sorted(
-        name for name in ReleaseListQuerySerializer().fields if len(params.getlist(name)) > 1
+    known = ReleaseListQuerySerializer().fields
+    repeated = sorted(name for name in known if len(params.getlist(name)) > 1)
+    unknown = [name for name in params if name not in known]
+    serializer = ReleaseListQuerySerializer(
+        data={name: params[name] for name in params if name in known}
     )
-    serializer = ReleaseListQuerySerializer(data={name: params[name] for name in params})
     errors = [] if serializer.is_valid() else error_list(serializer.errors)
     errors += [{"message": "Give this parameter once.", "path": [name]} for name in repeated]
+    errors += [{"message": "Unknown parameter.", "path": [name]} for name in unknown]
     if errors:
         names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
         raise ApiError(

@@ -30,6 +30,17 @@ UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 LATEST_RULE = "Cannot set as latest release when license IDs are provided"
 VERSION_TAKEN = "A release with this version already exists for this product and branch"
 LIMIT_REACHED = "Max releases per product reached"
+MULTIPART_HINT = {
+    "errors": [
+        {
+            "message": (
+                "Send multipart/form-data with the release's JSON in a 'data' field (and the "
+                "build in an optional 'file' part), e.g. curl -F 'data=<data.json' -F file=@app.jar"
+            ),
+            "path": [],
+        }
+    ]
+}
 JAR = make_jar(
     "Manifest-Version: 1.0\r\nMain-Class: com.example.Created\r\n\r\n",
     # Incompressible, so the archive spans several of the storage's write chunks.
@@ -303,7 +314,7 @@ def test_not_multipart_is_415(client, world):
         HTTP_AUTHORIZATION=f"Bearer {world.key}",
     )
 
-    assert_error(response, 415, "Unsupported media type")
+    assert_error(response, 415, "Unsupported media type", data=MULTIPART_HINT)
     assert team_state(world.team) == before
 
 

@@ -21,6 +21,17 @@ from tests.helpers import (
 
 MIB = 1024 * 1024
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+MULTIPART_HINT = {
+    "errors": [
+        {
+            "message": (
+                "Send multipart/form-data with the release's JSON in a 'data' field (and the "
+                "build in an optional 'file' part), e.g. curl -F 'data=<data.json' -F file=@app.jar"
+            ),
+            "path": [],
+        }
+    ]
+}
 
 
 def auth(world):
@@ -146,7 +157,7 @@ def test_body_that_is_not_multipart(client, world, content_type, body):
         **auth(world),
     )
 
-    assert_error(response, 415, "Unsupported media type")
+    assert_error(response, 415, "Unsupported media type", data=MULTIPART_HINT)
     assert team_state(world.team) == before
 
 

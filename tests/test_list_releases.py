@@ -167,15 +167,54 @@ def test_a_product_of_another_team_or_a_missing_one_is_404(client, world, outsid
     assert_error(response, 404, "Product not found", "PRODUCT_NOT_FOUND")
 
 
-def test_unknown_parameters_are_ignored(client, world):
-    plain = get_list(client, world, productId=str(world.product.id))
-    with_unknown = get_list(
-        client, world, productId=str(world.product.id), foo="bar", sort="nonsense", limit=1
+def test_unknown_parameters_are_a_400_naming_them(client, world):
+    """A misspelt filter would otherwise list every release as if it had matched."""
+    response = get_list(client, world, query=f"productID={world.product.id}&sort=version")
+
+    assert_error(
+        response,
+        400,
+        "Invalid query parameter: productID, sort",
+        data={
+            "errors": [
+                {"message": "Unknown parameter.", "path": ["productID"]},
+                {"message": "Unknown parameter.", "path": ["sort"]},
+            ]
+        },
     )
 
-    assert with_unknown.status_code == 200
-    assert with_unknown.json()["data"] == plain.json()["data"]
-    assert len(plain.json()["data"]["releases"]) == 2
+
+def test_an_unknown_parameter_is_named_once_and_after_the_known_ones(client, world):
+    response = get_list(client, world, query="limit=1&pageSize=7&limit=2&status=DRAFT&status=DRAFT")
+
+    assert_error(
+        response,
+        400,
+        "Invalid query parameter: pageSize, status, limit",
+        data={
+            "errors": [
+                {"message": '"7" is not a valid choice.', "path": ["pageSize"]},
+                {"message": "Give this parameter once.", "path": ["status"]},
+                {"message": "Unknown parameter.", "path": ["limit"]},
+            ]
+        },
+    )
+
+
+def test_known_parameters_alone_are_listed(client, world):
+    response = get_list(
+        client,
+        world,
+        productId=str(world.product.id),
+        status="DRAFT",
+        search="1.0",
+        sortColumn="version",
+        sortDirection="asc",
+        page=1,
+        pageSize=10,
+    )
+
+    assert listed(response) == ["1.0.0"]
 
 
 # --- Bad values -----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The OpenAPI document at /api/schema/ and Swagger UI at /api/docs/: the update operation as the
 seed publishes it, the other operations to the same standard, real responses valid against
-the documented shapes, and docs that need no internet."""
+the documented shapes, every operation's error table (each status, its rows in order, an
+example of each error as the service sends it), Swagger UI's prefilled forms sent as they
+come, and docs that need no internet."""
 
 import json
 import re
@@ -11,8 +13,17 @@ from drf_spectacular.validation import validate_schema
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
 from lukittu.api import Code
-from releases.models import ReleaseFile
-from tests.helpers import error, make_jar, put_release, release_url, result_of, update_data
+from releases.models import Release, ReleaseFile
+from tests.helpers import (
+    attach_file,
+    error,
+    make_jar,
+    put_release,
+    release_json,
+    release_url,
+    result_of,
+    update_data,
+)
 
 UPDATE_PATH = "/api/v1/dev/teams/{teamId}/releases/{releaseId}"
 LIST_PATH = "/api/v1/dev/teams/{teamId}/releases"
@@ -197,8 +208,8 @@ def test_standard_error_has_the_seeds_code_enum(document):
     error_response = components["schemas"]["ErrorResponse"]
     result = error_response["properties"]["result"]["allOf"]
 
-    assert standard_error["content"] == {
-        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+    assert standard_error["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
     }
     assert result[0] == {"$ref": "#/components/schemas/StandardResult"}
     assert result[1]["properties"]["code"]["enum"] == SEED_ERROR_CODES
@@ -263,23 +274,35 @@ def test_release_response_is_the_seeds_shape(document):
 
 
 @pytest.mark.parametrize(
-    ("path", "method", "operation_id", "status"),
+    ("path", "method", "operation_id", "statuses"),
     [
-        (LIST_PATH, "get", "listReleases", "200"),
-        (LIST_PATH, "post", "createRelease", "201"),
-        (UPDATE_PATH, "get", "getRelease", "200"),
-        (UPDATE_PATH, "put", "updateRelease", "200"),
-        (UPDATE_PATH, "delete", "deleteRelease", "200"),
+        (LIST_PATH, "get", "listReleases", ["200", "400", "401", "404", "429", "500"]),
+        (
+            LIST_PATH,
+            "post",
+            "createRelease",
+            ["201", "400", "401", "403", "404", "409", "411", "413", "415", "429", "500", "503"],
+        ),
+        (UPDATE_PATH, "get", "getRelease", ["200", "400", "401", "404", "429", "500"]),
+        (
+            UPDATE_PATH,
+            "put",
+            "updateRelease",
+            ["200", "400", "401", "403", "404", "409", "411", "413", "415", "429", "500", "503"],
+        ),
+        (UPDATE_PATH, "delete", "deleteRelease", ["200", "400", "401", "404", "429", "500"]),
     ],
 )
-def test_every_operation_is_documented(document, path, method, operation_id, status):
+def test_every_operation_is_documented(document, path, method, operation_id, statuses):
     operation = document["paths"][path][method]
+    status = statuses[0]
 
     assert operation["operationId"] == operation_id
     assert operation["summary"]
     assert operation["description"]
     assert operation["security"] == [{"bearerAuth": []}]
-    assert set(operation["responses"]) == {status, "401", "429", "4XX", "5XX"}
+    # Every status it returns, ascending, then the seed's catch-alls.
+    assert list(operation["responses"]) == [*statuses, "4XX", "5XX"]
     assert operation["responses"]["4XX"] == STANDARD_ERROR
     assert operation["responses"]["5XX"] == STANDARD_ERROR
     assert operation["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
@@ -429,3 +452,369 @@ def test_docs_render_without_the_internet(client):
     for asset in re.findall(r'(?:src|href)="/static/([^"]+)"', html):
         assert finders.find(asset), asset
     assert len(re.findall(r'(?:src|href)="/static/', html)) == 4
+
+
+# --- Error tables: every status, its rows in order, an example of each ------------------------
+
+LATEST_RULE = "Cannot set as latest release when license IDs are provided"
+VERSION_TAKEN = "A release with this version already exists for this product and branch"
+TOO_LARGE = "File too large. Maximum size is 10 MB"
+# README's Update Release table, row for row, with what Django's parser refuses (a body whose
+# text fields pass 2.5 MiB, too many fields) and a `data` file part over 2.5 MiB.
+BODY_ERRORS = [
+    (415, "BAD_REQUEST", "Unsupported media type"),
+    (413, "BAD_REQUEST", TOO_LARGE),
+    (411, "BAD_REQUEST", "Length required"),
+    (400, "BAD_REQUEST", "Invalid Content-Length"),
+    (400, "BAD_REQUEST", "Incomplete request body"),
+    (400, "BAD_REQUEST", "Malformed multipart body"),
+    (413, "BAD_REQUEST", "Request body too large"),
+    (400, "BAD_REQUEST", "Too many fields in the request body"),
+    (400, "BAD_REQUEST", "Missing data field"),
+    (400, "BAD_REQUEST", "Send the data field once"),
+    (413, "BAD_REQUEST", "Request body too large"),
+    (400, "BAD_REQUEST", "Invalid JSON in data field"),
+    (400, "BAD_REQUEST", "Invalid request body"),
+    (400, "BAD_REQUEST", "Send at most one file"),
+    (400, "BAD_REQUEST", "The file field must be a file upload"),
+    (413, "BAD_REQUEST", TOO_LARGE),
+    (403, "FORBIDDEN", "File uploads require a paid subscription"),
+]
+REFERENCE_ERRORS = [
+    (404, "PRODUCT_NOT_FOUND", "Product not found"),
+    (404, "RELEASE_NOT_FOUND", "Branch not found"),
+    (404, "LICENSE_NOT_FOUND", "One or more license IDs not found"),
+    (400, "BAD_REQUEST", LATEST_RULE),
+]
+FILE_ERRORS = [
+    (400, "BAD_REQUEST", "File must have an extension"),
+    (400, "BAD_REQUEST", "Invalid JAR file"),
+    (400, "BAD_REQUEST", "Main class not found in JAR file"),
+    (400, "BAD_REQUEST", "Storage limit reached"),
+    (503, "INTERNAL_SERVER_ERROR", "Storage unavailable"),
+    (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+]
+ACCESS_ERRORS = [
+    (401, "UNAUTHORIZED", "Invalid API key"),
+    (429, "RATE_LIMIT", "Too many requests"),
+]
+ERROR_TABLES = {
+    "updateRelease": [
+        (400, "BAD_REQUEST", "Invalid teamId"),
+        (400, "BAD_REQUEST", "Invalid releaseId"),
+        *ACCESS_ERRORS,
+        *BODY_ERRORS,
+        (404, "RELEASE_NOT_FOUND", "Release not found"),
+        *REFERENCE_ERRORS,
+        (409, "BAD_REQUEST", VERSION_TAKEN),
+        *FILE_ERRORS,
+    ],
+    # README's Create paragraph: the update's rows up to the upload feature, then product,
+    # branch, licenses, licenses with latest, the release limit, the version, the file.
+    "createRelease": [
+        (400, "BAD_REQUEST", "Invalid teamId"),
+        *ACCESS_ERRORS,
+        *BODY_ERRORS,
+        *REFERENCE_ERRORS,
+        (403, "FORBIDDEN", "Max releases per product reached"),
+        (409, "BAD_REQUEST", VERSION_TAKEN),
+        *FILE_ERRORS,
+    ],
+    "getRelease": [
+        (400, "BAD_REQUEST", "Invalid teamId"),
+        (400, "BAD_REQUEST", "Invalid releaseId"),
+        *ACCESS_ERRORS,
+        (404, "RELEASE_NOT_FOUND", "Release not found"),
+        (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+    ],
+    "listReleases": [
+        (400, "BAD_REQUEST", "Invalid teamId"),
+        *ACCESS_ERRORS,
+        (400, "BAD_REQUEST", "Invalid query parameter: <names>"),
+        (404, "PRODUCT_NOT_FOUND", "Product not found"),
+        (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+    ],
+}
+ERROR_TABLES["deleteRelease"] = ERROR_TABLES["getRelease"]
+OPERATIONS = {
+    "listReleases": (LIST_PATH, "get"),
+    "createRelease": (LIST_PATH, "post"),
+    "getRelease": (UPDATE_PATH, "get"),
+    "updateRelease": (UPDATE_PATH, "put"),
+    "deleteRelease": (UPDATE_PATH, "delete"),
+}
+TABLE_ROW = re.compile(r"^\| (\d{3}) \| `([A-Z_]+)` \| (.+?) \| .+ \|$", re.MULTILINE)
+BULLET = re.compile(r'^- `([A-Z_]+)` "(.+?)": .+$', re.MULTILINE)
+
+
+def unescape(markdown):
+    return markdown.replace("\\<", "<").replace("\\>", ">")
+
+
+def operation_of(document, operation_id):
+    path, method = OPERATIONS[operation_id]
+    return document["paths"][path][method]
+
+
+def table_in(description):
+    """The error table at the end of an operation's description, as (status, code, details)."""
+    return [
+        (int(status), code, unescape(details))
+        for status, code, details in TABLE_ROW.findall(description)
+    ]
+
+
+def without_timestamp(envelope):
+    result = dict(envelope["result"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.pop("timestamp"))
+    return {"data": envelope["data"], "result": result}
+
+
+@pytest.mark.parametrize("operation_id", list(OPERATIONS))
+def test_the_operation_description_ends_with_its_error_table_in_order(document, operation_id):
+    description = operation_of(document, operation_id)["description"]
+
+    assert "**Errors**, in the order they are checked" in description
+    assert table_in(description) == ERROR_TABLES[operation_id]
+
+
+@pytest.mark.parametrize("operation_id", list(OPERATIONS))
+def test_each_status_lists_its_rows_in_order_with_an_example_of_each(document, operation_id):
+    responses = operation_of(document, operation_id)["responses"]
+    table = ERROR_TABLES[operation_id]
+
+    for status in sorted({status for status, _, _ in table}):
+        rows = [(code, details) for row_status, code, details in table if row_status == status]
+        response = resolve(document, responses[str(status)])
+        listed = [
+            (code, unescape(details)) for code, details in BULLET.findall(response["description"])
+        ]
+        assert listed == rows, status
+        media = response["content"]["application/json"]
+        assert media["schema"] == resolve(document, {"$ref": "#/components/schemas/ErrorResponse"})
+        examples = [example["value"] for example in media["examples"].values()]
+        # One example per distinct error, with its real code (never a generic one).
+        assert [(value["result"]["code"], value["result"]["details"]) for value in examples] == [
+            (
+                code,
+                "Invalid query parameter: pageSize, productID" if "<names>" in details else details,
+            )
+            for code, details in dict.fromkeys(rows)
+        ], status
+        for value in examples:
+            assert_valid(document, {"$ref": "#/components/schemas/ErrorResponse"}, value)
+            assert value["result"]["valid"] is False
+
+
+def test_401_and_429_are_the_shared_responses_with_their_own_examples(document):
+    responses = document["components"]["responses"]
+
+    assert responses["Unauthorized"]["content"]["application/json"]["examples"] == {
+        "Invalid API key": {
+            "summary": "UNAUTHORIZED: Invalid API key",
+            "value": {
+                "data": None,
+                "result": {
+                    "timestamp": "2023-09-15T14:35:00.000Z",
+                    "valid": False,
+                    "details": "Invalid API key",
+                    "code": "UNAUTHORIZED",
+                },
+            },
+        }
+    }
+    assert responses["RateLimited"]["content"]["application/json"]["examples"] == {
+        "Too many requests": {
+            "summary": "RATE_LIMIT: Too many requests",
+            "value": {
+                "data": None,
+                "result": {
+                    "timestamp": "2023-09-15T14:35:00.000Z",
+                    "valid": False,
+                    "details": "Too many requests",
+                    "code": "RATE_LIMIT",
+                },
+            },
+        }
+    }
+    standard = responses["StandardError"]["content"]["application/json"]["examples"]
+    assert [example["value"]["result"]["code"] for example in standard.values()] == [
+        "BAD_REQUEST",
+        "INTERNAL_SERVER_ERROR",
+    ]
+
+
+def test_the_file_limit_in_the_tables_follows_the_setting(client, settings):
+    settings.MAX_RELEASE_FILE_MB = 3
+
+    document = client.get("/api/schema/?format=json").json()
+
+    table = table_in(operation_of(document, "updateRelease")["description"])
+    assert [row for row in table if row[0] == 413] == [
+        (413, "BAD_REQUEST", "File too large. Maximum size is 3 MB"),
+        (413, "BAD_REQUEST", "Request body too large"),
+        (413, "BAD_REQUEST", "Request body too large"),
+        (413, "BAD_REQUEST", "File too large. Maximum size is 3 MB"),
+    ]
+
+
+def documented_example(document, operation_id, status, details):
+    response = resolve(document, operation_of(document, operation_id)["responses"][str(status)])
+    return response["content"]["application/json"]["examples"][details]["value"]
+
+
+def test_the_error_examples_are_what_the_service_sends(client, document, world):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {world.key}"}
+    not_multipart = client.put(
+        release_url(world.team.id, world.release.id),
+        data="{}",
+        content_type="application/json",
+        **auth,
+    )
+    unauthorized = client.get(f"/api/v1/dev/teams/{world.team.id}/releases")
+    invalid_body = put_release(
+        client,
+        world.team.id,
+        world.release.id,
+        key=world.key,
+        data=update_data(
+            world.release, version="1", metadata=[{"key": "k", "value": "v", "colour": "red"}]
+        ),
+    )
+    missing = client.get(release_url(world.team.id, "00000000-0000-4000-8000-000000000000"), **auth)
+    bad_query = client.get(
+        f"/api/v1/dev/teams/{world.team.id}/releases?pageSize=20&productID=x", **auth
+    )
+
+    for response, operation_id, details in [
+        (not_multipart, "updateRelease", "Unsupported media type"),
+        (unauthorized, "listReleases", "Invalid API key"),
+        (invalid_body, "updateRelease", "Invalid request body"),
+        (missing, "getRelease", "Release not found"),
+        (bad_query, "listReleases", "Invalid query parameter: pageSize, productID"),
+    ]:
+        example = documented_example(document, operation_id, response.status_code, details)
+        assert without_timestamp(response.json()) == without_timestamp(example), details
+
+
+# --- Swagger UI's forms, as they come -----------------------------------------------------------
+
+UPDATE_EXAMPLE = {
+    "version": "1.2.0",
+    "productId": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "status": "PUBLISHED",
+    "setAsLatest": True,
+    "keepExistingFile": True,
+    "branchId": None,
+    "metadata": [{"key": "channel", "value": "stable"}],
+    "licenseIds": [],
+}
+CREATE_EXAMPLE = {key: value for key, value in UPDATE_EXAMPLE.items() if key != "keepExistingFile"}
+
+
+def data_property(document, path, method):
+    body = document["paths"][path][method]["requestBody"]["content"]["multipart/form-data"]
+    return body["schema"]["properties"]["data"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "component", "example"),
+    [
+        (UPDATE_PATH, "put", "ReleaseUpdateData", UPDATE_EXAMPLE),
+        (LIST_PATH, "post", "ReleaseCreateData", CREATE_EXAMPLE),
+    ],
+)
+def test_the_prefilled_data_is_a_realistic_valid_example(
+    document, path, method, component, example
+):
+    data = data_property(document, path, method)
+    schema = {"$ref": f"#/components/schemas/{component}"}
+
+    assert data["example"] == example
+    assert_valid(document, schema, data["example"])
+    # Each field's own example is valid too, and none is left to a generated sample.
+    properties = resolve(document, schema)["properties"]
+    for name, field in properties.items():
+        assert "example" in field, name
+        OAS30Validator(field, format_checker=oas30_format_checker).validate(field["example"])
+    assert properties["version"]["example"] == "1.2.0"
+    assert properties["status"]["example"] == "PUBLISHED"
+    assert properties["metadata"]["example"] == [{"key": "channel", "value": "stable"}]
+
+
+SWAGGER_BOUNDARY = "----WebKitFormBoundaryq4MN8c2xQe1ZfV9r"
+
+
+def swagger_form(data):
+    """The body Swagger UI's "Try it out" sends: the prefilled ``data`` as its text (pretty
+    printed JSON) and, with "Send empty value" ticked and no file chosen, ``file`` as an empty
+    text field."""
+    return (
+        f"--{SWAGGER_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="data"\r\n\r\n'
+        f"{json.dumps(data, indent=2)}\r\n"
+        f"--{SWAGGER_BOUNDARY}\r\n"
+        'Content-Disposition: form-data; name="file"\r\n\r\n'
+        "\r\n"
+        f"--{SWAGGER_BOUNDARY}--\r\n"
+    ).encode()
+
+
+def swagger_request(client, world, method, url, data):
+    return client.generic(
+        method,
+        url,
+        data=swagger_form(data),
+        content_type=f"multipart/form-data; boundary={SWAGGER_BOUNDARY}",
+        HTTP_ACCEPT="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {world.key}",
+    )
+
+
+def test_swagger_uis_update_form_as_it_comes(client, document, world):
+    old = attach_file(world.release, "app-1.1.0.zip")
+    prefilled = data_property(document, UPDATE_PATH, "put")["example"]
+    url = release_url(world.team.id, world.release.id)
+
+    # As prefilled, only the product id is not the team's: the form itself is accepted.
+    as_is = swagger_request(client, world, "PUT", url, prefilled)
+    with_product = swagger_request(
+        client, world, "PUT", url, {**prefilled, "productId": str(world.product.id)}
+    )
+
+    assert without_timestamp(as_is.json()) == {
+        "data": None,
+        "result": {"valid": False, "details": "Product not found", "code": "PRODUCT_NOT_FOUND"},
+    }
+    assert with_product.status_code == 200, with_product.json()
+    assert without_timestamp(with_product.json()) == {
+        "data": release_json(world.release),
+        "result": {"valid": True, "details": "Release updated"},
+    }
+    body = with_product.json()["data"]
+    assert (body["version"], body["status"], body["latest"]) == ("1.2.0", "PUBLISHED", True)
+    assert body["metadata"] == [{"key": "channel", "value": "stable", "locked": False}]
+    # The empty `file` field is no file: keepExistingFile kept the old one.
+    assert body["file"]["id"] == str(old.id)
+    assert ReleaseFile.objects.filter(release=world.release).count() == 1
+
+
+def test_swagger_uis_create_form_as_it_comes(client, document, world):
+    prefilled = data_property(document, LIST_PATH, "post")["example"]
+    url = f"/api/v1/dev/teams/{world.team.id}/releases"
+
+    response = swagger_request(
+        client, world, "POST", url, {**prefilled, "productId": str(world.product.id)}
+    )
+
+    assert response.status_code == 201, response.json()
+    release = Release.objects.get(pk=response.json()["data"]["id"])
+    assert without_timestamp(response.json()) == {
+        "data": release_json(release),
+        "result": {"valid": True, "details": "Release created"},
+    }
+    assert (release.version, release.latest, response.json()["data"]["file"]) == (
+        "1.2.0",
+        True,
+        None,
+    )

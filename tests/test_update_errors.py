@@ -20,6 +20,17 @@ from tests.helpers import (
 INVALID_IDS = ["not-a-uuid", "1", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "00000000-0000-0000-0000"]
 LATEST_RULE = "Cannot set as latest release when license IDs are provided"
 VERSION_TAKEN = "A release with this version already exists for this product and branch"
+MULTIPART_HINT = {
+    "errors": [
+        {
+            "message": (
+                "Send multipart/form-data with the release's JSON in a 'data' field (and the "
+                "build in an optional 'file' part), e.g. curl -F 'data=<data.json' -F file=@app.jar"
+            ),
+            "path": [],
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -364,7 +375,7 @@ def test_bad_content_type_before_oversized_content_length(client, world):
         CONTENT_LENGTH=str(50 * 1024 * 1024),
     )
 
-    assert_error(response, 415, "Unsupported media type")
+    assert_error(response, 415, "Unsupported media type", data=MULTIPART_HINT)
 
 
 def test_oversized_content_length_before_missing_data(client, world):
