@@ -1,9 +1,21 @@
-"""Admin building blocks shared by the apps."""
+"""Admin building blocks shared by the apps: view-only bases, the operator as the audit log's
+actor, and one way to show sizes and ids."""
 
 from typing import Any
 
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
+from django.urls import reverse_lazy
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from releases.views import client_ip
+from teams.models import MEGABYTE
+from teams.services import AuditActor
+
+# The service has no web site of its own; "View site" leads operators to the API docs.
+admin.site.site_url = reverse_lazy("docs")
 
 
 class ViewOnlyAdmin(admin.ModelAdmin):
@@ -29,3 +41,47 @@ class ViewOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def operator_actor(request: HttpRequest) -> AuditActor:
+    """The signed-in operator as the audit log records them. The address is found the way
+    the API finds a key's (``NUM_PROXIES`` trusted hops, else REMOTE_ADDR), so the column
+    means the same for both."""
+    return AuditActor(
+        label=f"operator:{request.user.get_username()}",
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+
+
+def adopt(obj: models.Model, saved: models.Model) -> None:
+    """Turn the admin's unsaved ``obj`` into the row a service just saved. The admin keeps
+    using its own instance afterwards (inline forms, the log entry, the redirect)."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def format_bytes(size: int | None) -> SafeString | str:
+    """A size for people: B, KB or MB (1 MB = 1,048,576 bytes, as in the storage limit),
+    with the exact count on hover. MB is the largest unit, so a limit entered in MB reads
+    back in MB."""
+    if size is None:
+        return "-"
+    if size < 1024:
+        human = f"{size:,} B"
+    elif size < MEGABYTE:
+        human = f"{size / 1024:.1f} KB"
+    else:
+        human = f"{size / MEGABYTE:,.1f} MB"
+    return format_html('<span title="{} bytes">{}</span>', f"{size:,}", human.replace(".0 ", " "))
+
+
+def short_id(value: Any) -> SafeString | str:
+    """An id's first eight characters (enough to tell rows apart), the whole id on hover:
+    a full UUID column would push a list past the width of the screen."""
+    if value is None:
+        return "-"
+    text = str(value)
+    return format_html('<span title="{}">{}</span>', text, text[:8])

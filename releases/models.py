@@ -13,10 +13,15 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from teams.models import License, Team
+from teams.models import FixedFieldsModel, License, Team
 
 
-class Product(models.Model):
+class Product(FixedFieldsModel):
+    """A team's product. Its team is fixed at creation: its releases, files and storage are
+    counted against that team."""
+
+    fixed_fields = ("team",)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="products")
     name = models.CharField(max_length=255)
@@ -32,7 +37,11 @@ class Product(models.Model):
         return self.name
 
 
-class Branch(models.Model):
+class Branch(FixedFieldsModel):
+    """A product's branch. Its product is fixed at creation, so a branch never changes team."""
+
+    fixed_fields = ("product",)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="branches")
     name = models.CharField(max_length=255)

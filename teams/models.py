@@ -1,12 +1,13 @@
-"""Team, ApiKey, License and AuditLog."""
+"""Team, ApiKey, License and AuditLog, and the base of models whose owner is fixed."""
 
 import hashlib
 import hmac
 import secrets
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -50,7 +51,9 @@ class Team(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        # Teams may share a name; the id's first characters tell them apart in every list,
+        # filter and select.
+        return f"{self.name} ({self.id.hex[:8]})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # The stored-bytes total moves only through F() updates in the writes that change
@@ -68,17 +71,96 @@ class Team(models.Model):
         return self.deleted_at is not None
 
 
+class FixedFieldError(ValidationError):
+    """A write tried to change a field that is fixed once the row exists."""
+
+
+class FixedFieldsQuerySet(models.QuerySet):
+    # update() and bulk_update() skip save(), so they check here. They refuse a fixed field
+    # even when its value would not change: telling those apart would cost a query per row.
+
+    def update(self, **kwargs: Any) -> int:
+        self._refuse_fixed(kwargs)
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        self._refuse_fixed(fields)  # before its transaction starts, which it would spoil
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def _refuse_fixed(self, names: Any) -> None:
+        refused = sorted(self.model.fixed_field_names() & set(names))
+        if refused:
+            raise FixedFieldError(f"{', '.join(refused)} cannot change after creation")
+
+
+class FixedFieldsModel(models.Model):
+    """A model whose ``fixed_fields`` (the owner: a product's team, a branch's product) are
+    chosen when the row is created and never change: moving a row to another owner would
+    carry its history and its access along. save(), clean(), QuerySet.update() and
+    bulk_update() refuse a change; raw SQL is the only way round."""
+
+    fixed_fields: ClassVar[tuple[str, ...]] = ()
+
+    objects = FixedFieldsQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.check_fixed_fields(update_fields=kwargs.get("update_fields"))
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        self.check_fixed_fields()
+
+    @classmethod
+    def fixed_field_names(cls) -> set[str]:
+        """The fixed fields by name and by column attribute (``team`` and ``team_id``)."""
+        names = set(cls.fixed_fields)
+        return names | {cls._meta.get_field(name).attname for name in cls.fixed_fields}
+
+    def check_fixed_fields(self, update_fields: Any = None) -> None:
+        """Raise FixedFieldError if this existing row's fixed fields differ from the stored
+        ones. Compared with the database, not with what was loaded, so a stale or hand-built
+        instance cannot slip a change through."""
+        if self._state.adding:
+            return
+        fields = [self._meta.get_field(name) for name in self.fixed_fields]
+        if update_fields is not None:
+            written = set(update_fields)
+            fields = [f for f in fields if f.name in written or f.attname in written]
+        if not fields:
+            return
+        stored = (
+            type(self)._base_manager.filter(pk=self.pk).values(*(f.attname for f in fields)).first()
+        )
+        if stored is None:
+            return  # not stored (yet): nothing to compare with
+        changed = [f.name for f in fields if stored[f.attname] != getattr(self, f.attname)]
+        if changed:
+            raise FixedFieldError(
+                {
+                    name: f"The {name} of an existing {self._meta.verbose_name} cannot change."
+                    for name in changed
+                },
+                code="fixed",
+            )
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class ApiKey(models.Model):
+class ApiKey(FixedFieldsModel):
     """A team's Bearer key. Only the stem (for lookup) and a SHA-256 digest are stored; the key
     itself is shown once, when it is made. Keys carry 256 bits of randomness, so a plain digest
     is enough: there is nothing to brute-force."""
 
     PREFIX = "lukittu_api_key_"
     STEM_LENGTH = 12
+    # A key moved to another team would open that team's data to whoever holds it.
+    fixed_fields = ("team",)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_keys")
@@ -131,9 +213,11 @@ class ApiKey(models.Model):
         return self.expires_at is None or self.expires_at > now
 
 
-class License(models.Model):
+class License(FixedFieldsModel):
     """A customer's license. The key is stored as a SHA-256 digest (for the download checks
     that look a key up) plus its last characters as a hint; the key is shown once."""
+
+    fixed_fields = ("team",)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="licenses")

@@ -1,29 +1,202 @@
-"""Team, API key and license write use cases, shared by the operator commands and the admin."""
+"""Team, API key and license write use cases, shared by the operator commands and the admin,
+and the audit trail every write with an actor leaves.
 
+A write given an ``actor`` records one AuditLog row in the same transaction as the change:
+``request_data`` holds the fields it set (model field names, never key material) and
+``result`` the row as it stands afterwards (as it stood, for a delete). Without an actor
+nothing is recorded: test fixtures, the demo seed, and (until they pass one) the
+``create_team`` and ``create_api_key`` commands.
+"""
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
 from django.utils import timezone
 
-from teams.models import MEGABYTE, ApiKey, License, Team
+from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, MEGABYTE, ApiKey, AuditLog, License, Team
+
+# Never copied into the audit log: the digests stand in for the keys, and a license's hint is
+# part of its key.
+SECRET_FIELDS = frozenset({"digest", "key_digest", "key_hint"})
+
+TEAM_EDITABLE = ("name", "file_uploads_enabled", "storage_limit_bytes", "max_releases_per_product")
+API_KEY_EDITABLE = ("name",)
+LICENSE_EDITABLE = ("suspended", "expires_at")
 
 
-def team_create(*, name: str, file_uploads: bool = False, storage_limit_mb: int = 100) -> Team:
-    if storage_limit_mb < 0:
-        raise ValueError("storage limit must not be negative")
-    return Team.objects.create(
-        name=name,
-        file_uploads_enabled=file_uploads,
-        storage_limit_bytes=storage_limit_mb * MEGABYTE,
+@dataclass(frozen=True)
+class AuditActor:
+    """Who acts, as the audit log records it: an operator (label ``operator:<username>``, no
+    API key) or an API key (its prefix). The same fields as ``releases.services.Actor``, less
+    the team an API write is confined to: here the team follows from the object written."""
+
+    label: str
+    api_key: ApiKey | None = None
+    ip_address: str | None = None
+    user_agent: str = ""
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with datetimes, UUIDs and decimals as the strings JSON fields store."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def snapshot(obj: models.Model) -> dict[str, Any]:
+    """The row's stored fields by name (foreign keys as ids), without key material."""
+    data = {
+        field.name: field.value_from_object(obj)
+        for field in obj._meta.concrete_fields
+        if field.name not in SECRET_FIELDS
+    }
+    return jsonable(data)
+
+
+def log_action(
+    *,
+    actor: AuditActor | None,
+    team: Team,
+    action: str,
+    target_id: Any,
+    request_data: Mapping[str, Any] | None,
+    result: Mapping[str, Any] | None,
+) -> None:
+    """Record one write. ``action`` is ``<target type>.<verb>`` (``license.update``); the
+    target type is its first part, as in the release entries (``release.update``)."""
+    if actor is None:
+        return
+    AuditLog.objects.create(
+        team=team,
+        api_key=actor.api_key,
+        actor=actor.label[:150],
+        action=action,
+        target_type=action.partition(".")[0],
+        target_id=str(target_id),
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent[:512],
+        request_data=None if request_data is None else jsonable(dict(request_data)),
+        result=None if result is None else jsonable(dict(result)),
     )
 
 
+def apply_changes(
+    obj: models.Model, changes: Mapping[str, Any], *, allowed: Iterable[str]
+) -> dict[str, Any]:
+    """Set the fields in ``changes`` on ``obj`` and return those whose value differs from
+    before. Fields outside ``allowed`` are refused rather than ignored, so a caller never
+    believes it changed something it did not."""
+    refused = sorted(set(changes) - set(allowed))
+    if refused:
+        raise ValueError(f"{type(obj).__name__} fields that cannot be changed: {refused}")
+    changed = {}
+    for name, value in changes.items():
+        if getattr(obj, name) != value:
+            setattr(obj, name, value)
+            changed[name] = value
+    return changed
+
+
+def save_changed(obj: models.Model, changed: Mapping[str, Any]) -> None:
+    # Write only the changed columns: writing every field risks putting back values that a
+    # concurrent write has just changed.
+    fields = list(changed)
+    if any(field.name == "updated_at" for field in obj._meta.concrete_fields):
+        fields.append("updated_at")
+    obj.save(update_fields=fields)
+
+
+def _locked(obj: models.Model) -> Any:
+    """The stored row of ``obj``, locked until the transaction ends: changes are compared with
+    committed values, not with whatever the caller loaded earlier."""
+    return type(obj)._base_manager.select_for_update().get(pk=obj.pk)
+
+
+# --- Teams -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def team_create(
+    *,
+    name: str,
+    file_uploads: bool = False,
+    storage_limit_mb: int = 100,
+    max_releases_per_product: int = DEFAULT_MAX_RELEASES_PER_PRODUCT,
+    actor: AuditActor | None = None,
+) -> Team:
+    if storage_limit_mb < 0:
+        raise ValueError("storage limit must not be negative")
+    fields = {
+        "name": name,
+        "file_uploads_enabled": file_uploads,
+        "storage_limit_bytes": storage_limit_mb * MEGABYTE,
+        "max_releases_per_product": max_releases_per_product,
+    }
+    team = Team.objects.create(**fields)
+    log_action(
+        actor=actor,
+        team=team,
+        action="team.create",
+        target_id=team.pk,
+        request_data=fields,
+        result=snapshot(team),
+    )
+    return team
+
+
+@transaction.atomic
+def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | None = None) -> Team:
+    """Change a team's name, upload flag or limits (``TEAM_EDITABLE``). Returns the team as
+    stored; writes (and records) nothing when no value differs."""
+    if changes.get("storage_limit_bytes", 0) < 0:
+        raise ValueError("storage limit must not be negative")
+    stored = _locked(team)
+    changed = apply_changes(stored, changes, allowed=TEAM_EDITABLE)
+    if changed:
+        save_changed(stored, changed)
+        log_action(
+            actor=actor,
+            team=stored,
+            action="team.update",
+            target_id=stored.pk,
+            request_data=changed,
+            result=snapshot(stored),
+        )
+    return stored
+
+
+@transaction.atomic
+def team_soft_delete(*, team: Team, actor: AuditActor | None = None) -> bool:
+    """Mark the team deleted (its keys stop working). False if it already was."""
+    now = timezone.now()
+    if not Team.objects.filter(pk=team.pk, deleted_at__isnull=True).update(deleted_at=now):
+        return False
+    stored = Team.objects.get(pk=team.pk)
+    log_action(
+        actor=actor,
+        team=stored,
+        action="team.soft_delete",
+        target_id=stored.pk,
+        request_data={"deleted_at": now},
+        result=snapshot(stored),
+    )
+    return True
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+
+@transaction.atomic
 def api_key_create(
     *,
     team: Team,
     name: str = "",
     expires_in_days: int | None = None,
     expires_at: datetime | None = None,
+    actor: AuditActor | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its plain text, which is shown once and never stored."""
     if expires_in_days is not None:
@@ -32,24 +205,114 @@ def api_key_create(
         expires_at = timezone.now() + timedelta(days=expires_in_days)
     key, plain = ApiKey.build(team=team, name=name, expires_at=expires_at)
     key.save()
+    log_action(
+        actor=actor,
+        team=team,
+        action="api_key.create",
+        target_id=key.pk,
+        request_data={"name": name, "expires_at": expires_at},
+        result={**snapshot(key), "prefix": key.prefix},
+    )
     return key, plain
 
 
-def api_key_revoke(*, key: ApiKey) -> None:
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+@transaction.atomic
+def api_key_update(
+    *, key: ApiKey, changes: Mapping[str, Any], actor: AuditActor | None = None
+) -> ApiKey:
+    """Rename a key (``API_KEY_EDITABLE``); its team, expiry and secret never change."""
+    stored = _locked(key)
+    changed = apply_changes(stored, changes, allowed=API_KEY_EDITABLE)
+    if changed:
+        save_changed(stored, changed)
+        log_action(
+            actor=actor,
+            team=stored.team,
+            action="api_key.update",
+            target_id=stored.pk,
+            request_data=changed,
+            result={**snapshot(stored), "prefix": stored.prefix},
+        )
+    return stored
 
 
+@transaction.atomic
+def api_key_revoke(*, key: ApiKey, actor: AuditActor | None = None) -> bool:
+    """Revoke the key. False if it already was."""
+    now = timezone.now()
+    if not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        return False
+    stored = ApiKey.objects.select_related("team").get(pk=key.pk)
+    log_action(
+        actor=actor,
+        team=stored.team,
+        action="api_key.revoke",
+        target_id=stored.pk,
+        request_data={"revoked_at": now},
+        result={**snapshot(stored), "prefix": stored.prefix},
+    )
+    return True
+
+
+# --- Licenses --------------------------------------------------------------------------------
+
+
+@transaction.atomic
 def license_create(
-    *, team: Team, suspended: bool = False, expires_at: datetime | None = None
+    *,
+    team: Team,
+    suspended: bool = False,
+    expires_at: datetime | None = None,
+    actor: AuditActor | None = None,
 ) -> tuple[License, str]:
     """A new license and its key, shown once and stored only as a digest."""
     plain = License.generate_key()
     license = License(team=team, suspended=suspended, expires_at=expires_at)
     license.set_key(plain)
     license.save()
+    log_action(
+        actor=actor,
+        team=team,
+        action="license.create",
+        target_id=license.pk,
+        request_data={"suspended": suspended, "expires_at": expires_at},
+        result=snapshot(license),
+    )
     return license, plain
 
 
 @transaction.atomic
-def team_soft_delete(*, team: Team) -> None:
-    Team.objects.filter(pk=team.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+def license_update(
+    *, license: License, changes: Mapping[str, Any], actor: AuditActor | None = None
+) -> License:
+    """Suspend or reinstate a license, or set its expiry (``LICENSE_EDITABLE``)."""
+    stored = _locked(license)
+    changed = apply_changes(stored, changes, allowed=LICENSE_EDITABLE)
+    if changed:
+        save_changed(stored, changed)
+        log_action(
+            actor=actor,
+            team=stored.team,
+            action="license.update",
+            target_id=stored.pk,
+            request_data=changed,
+            result=snapshot(stored),
+        )
+    return stored
+
+
+@transaction.atomic
+def license_delete(*, license: License, actor: AuditActor | None = None) -> None:
+    """Delete a license; releases it was allowed to download lose it."""
+    stored = _locked(license)
+    result = snapshot(stored)
+    team = stored.team
+    stored.delete()
+    log_action(
+        actor=actor,
+        team=team,
+        action="license.delete",
+        target_id=license.pk,
+        request_data=None,
+        result=result,
+    )

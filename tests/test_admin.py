@@ -1,16 +1,19 @@
 """The admin: operators inspect everything, create and revoke keys, download files."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from releases.models import Release, ReleaseFile
+from lukittu.admin import format_bytes
+from releases.models import LedgerEntry, Release, ReleaseFile
 from releases.services import Actor, ReleaseChanges, release_update
 from releases.storage import release_storage
 from releases.uploads import upload_from_bytes
-from teams.models import ApiKey, AuditLog
+from teams.models import ApiKey, AuditLog, License, Team
 from tests.helpers import make_jar, put_release, update_data
 
 
@@ -68,7 +71,8 @@ def test_release_list_shows_the_columns_and_filters(staff, release_with_file):
     response = staff.get("/admin/releases/release/", {"status__exact": "PUBLISHED", "q": "1.0"})
     page = response.content.decode()
     assert release.version in page and "PUBLISHED" in page
-    assert f"{release.file.size:,} B" in page
+    assert str(format_bytes(release.file.size)) in page
+    assert str(release.team) in page  # the team column
     assert (
         staff.get("/admin/releases/release/", {"q": "no-such"}).content.decode().count("1.0.0") == 0
     )
@@ -153,14 +157,14 @@ def test_team_flags_and_limits_are_editable(staff, world):
         f"/admin/teams/team/{world.team.pk}/change/",
         {
             "name": "Renamed",
-            "storage_limit_bytes": 5,
+            "storage_limit_mb": 5,
             "file_uploads_enabled": "",
             "max_releases_per_product": 7,
         },
     )
     assert response.status_code == 302
     world.team.refresh_from_db()
-    assert (world.team.name, world.team.storage_limit_bytes) == ("Renamed", 5)
+    assert (world.team.name, world.team.storage_limit_bytes) == ("Renamed", 5 * 1024 * 1024)
     assert world.team.max_releases_per_product == 7
     assert world.team.file_uploads_enabled is False
 
@@ -186,3 +190,119 @@ def test_releases_and_files_cannot_be_edited_in_the_admin(staff, release_with_fi
     assert release.version == "1.0.0"
     staff.post(f"/admin/releases/releasefile/{release.file.pk}/delete/", {"post": "yes"})
     assert ReleaseFile.objects.filter(pk=release.file.pk).exists()
+
+
+# --- Polish: sizes, the license icon, "View site", widths ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (0, "0 B"),
+        (1023, "1,023 B"),
+        (1536, "1.5 KB"),
+        (1024 * 1024, "1 MB"),
+        (100 * 1024 * 1024, "100 MB"),
+        (5 * 1024**3, "5,120 MB"),  # MB stays the unit: a limit entered in MB reads in MB
+    ],
+)
+def test_sizes_are_shown_one_way(size, shown):
+    assert format_bytes(size) == f'<span title="{size:,} bytes">{shown}</span>'
+    assert format_bytes(None) == "-"
+
+
+def test_the_storage_limit_goes_in_and_comes_out_in_megabytes(staff, world):
+    response = staff.post(
+        "/admin/teams/team/add/",
+        {"name": "Acme", "storage_limit_mb": 250, "max_releases_per_product": 100},
+    )
+
+    assert response.status_code == 302
+    team = Team.objects.get(name="Acme")
+    assert team.storage_limit_bytes == 250 * 1024 * 1024
+    form = staff.get(f"/admin/teams/team/{team.pk}/change/").content.decode()
+    assert 'name="storage_limit_mb" value="250"' in form
+    assert ">250 MB</span>" in staff.get("/admin/teams/team/").content.decode()
+
+
+def test_an_untouched_limit_that_is_not_whole_megabytes_is_kept(staff, world):
+    Team.objects.filter(pk=world.team.pk).update(storage_limit_bytes=5 * 1024 * 1024 + 1)
+
+    staff.post(
+        f"/admin/teams/team/{world.team.pk}/change/",
+        {"name": "Renamed", "storage_limit_mb": 5, "max_releases_per_product": 100},
+    )
+
+    world.team.refresh_from_db()
+    assert (world.team.name, world.team.storage_limit_bytes) == ("Renamed", 5 * 1024 * 1024 + 1)
+
+
+def test_storage_used_is_shown_in_the_same_units(staff, release_with_file):
+    release, _ = release_with_file
+    team = Team.objects.get(pk=release.team_id)
+    used = str(format_bytes(team.storage_used_bytes))
+    assert team.storage_used_bytes > 0
+    assert used in staff.get("/admin/teams/team/").content.decode()
+    assert used in staff.get(f"/admin/teams/team/{team.pk}/change/").content.decode()
+    file_page = staff.get(f"/admin/releases/releasefile/{release.file.pk}/change/")
+    assert str(format_bytes(release.file.size)) in file_page.content.decode()
+
+
+def test_a_suspended_license_shows_the_red_icon(staff, world):
+    suspended, active, _ = world.licenses
+    License.objects.filter(pk=suspended.pk).update(suspended=True)
+
+    page = staff.get("/admin/teams/license/").content.decode()
+
+    def row_of(license):
+        start = page.index(f"/admin/teams/license/{license.pk}/change/")
+        return page[start : page.index("</tr>", start)]
+
+    assert "icon-no.svg" in row_of(suspended) and "icon-yes.svg" not in row_of(suspended)
+    assert "icon-yes.svg" in row_of(active)
+    assert '<th scope="col" class="column-active">' in page
+
+
+def test_view_site_leads_to_the_api_docs(staff):
+    page = staff.get("/admin/").content.decode()
+    assert '<a href="/api/docs/">View site</a>' in page
+
+
+LONGEST_UNBROKEN = 32  # characters a cell may hold without a space, e.g. a key prefix (28)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "teams/team",
+        "teams/apikey",
+        "teams/license",
+        "teams/auditlog",
+        "releases/product",
+        "releases/branch",
+        "releases/release",
+        "releases/releasefile",
+        "releases/ledgerentry",
+    ],
+)
+def test_list_rows_stay_narrow(staff, release_with_file, model):
+    """At 1400 px, a list holds at most 8 columns and no cell holds a long unbreakable token
+    (a full UUID, a storage key): those widen the table past the screen."""
+    team = release_with_file[0].team
+    LedgerEntry.objects.create(
+        key=release_with_file[0].file.key + ".old", state="DELETING", team=team, reason="replaced"
+    )
+    response = staff.get(f"/admin/{model}/")
+    rows = response.context["cl"].result_list
+    assert rows, "the list should show something"
+    assert len(response.context["cl"].list_display) <= 9  # the action checkbox plus 8 columns
+    page = response.content.decode()
+    start = page.index('<table id="result_list">')
+    body = page[page.index("<tbody>", start) : page.index("</table>", start)]
+    unbroken = []
+    for attributes, cell in re.findall(r"<(?:td|th)\b([^>]*)>(.*?)</(?:td|th)>", body, re.S):
+        text = re.sub(r"<[^>]+>", " ", cell).split()
+        # Django keeps date cells on one line ("nowrap"): the whole text is one piece.
+        unbroken += [" ".join(text)] if "nowrap" in attributes else text
+    longest = max(unbroken, key=len)
+    assert len(longest) <= LONGEST_UNBROKEN, longest
