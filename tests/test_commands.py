@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from lukittu.env import load_env_file
 from releases.models import Branch, Product, Release, ReleaseFile, ReleaseStatus
-from teams.models import ApiKey, License, Team
+from teams.models import ApiKey, AuditLog, License, Team
 from teams.services import team_create
 from tests.helpers import put_release, update_data
 
@@ -372,3 +372,15 @@ def test_operator_commands_run_as_written_with_the_env_file_make_run_writes(tmp_
     (tmp_path / ".env").write_text("DEBUG=true\n")
     with_env_file = check()
     assert with_env_file.returncode == 0, with_env_file.stderr
+
+
+def test_operator_commands_are_recorded_in_the_audit_log(db):
+    team_id = run("create_team", "Audited").strip()
+    run("create_api_key", team_id)
+    actions = list(
+        AuditLog.objects.filter(team_id=team_id).order_by("id").values_list("action", "actor")
+    )
+    assert actions == [
+        ("team.create", "operator:command-line"),
+        ("api_key.create", "operator:command-line"),
+    ]

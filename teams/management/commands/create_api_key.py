@@ -8,7 +8,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lukittu.api import iso_utc
 from teams.models import Team
-from teams.services import api_key_create
+from teams.services import AuditActor, api_key_create
+
+# Commands run on the server by an operator: recorded as such in the audit log.
+COMMAND_LINE = AuditActor(label="operator:command-line")
 
 
 class Command(BaseCommand):
@@ -31,7 +34,10 @@ class Command(BaseCommand):
         if options["expires_in_days"] is not None and options["expires_in_days"] < 1:
             raise CommandError("--expires-in-days must be at least 1")
         key, plain = api_key_create(
-            team=team, name=options["name"], expires_in_days=options["expires_in_days"]
+            team=team,
+            name=options["name"],
+            expires_in_days=options["expires_in_days"],
+            actor=COMMAND_LINE,
         )
         if options["json"]:
             self.stdout.write(

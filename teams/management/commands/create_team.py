@@ -5,7 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from teams.services import team_create
+from teams.services import AuditActor, team_create
+
+# Commands run on the server by an operator: recorded as such in the audit log.
+COMMAND_LINE = AuditActor(label="operator:command-line")
 
 
 class Command(BaseCommand):
@@ -29,6 +32,7 @@ class Command(BaseCommand):
             name=name,
             file_uploads=options["file_uploads"],
             storage_limit_mb=options["storage_limit_mb"],
+            actor=COMMAND_LINE,
         )
         if options["json"]:
             self.stdout.write(
