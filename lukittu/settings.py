@@ -1,5 +1,8 @@
 """Settings for the release service: every deployment knob comes from the environment."""
 
+import ipaddress
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,13 +33,19 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "teams",
     "releases",
 ]
 
 MIDDLEWARE = [
+    # First, so it times and counts every response, including those of the other middleware.
+    "lukittu.metrics.MetricsMiddleware",
     "lukittu.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Right after SecurityMiddleware (its HTTPS redirect and headers still apply): the admin's
+    # and Swagger UI's files are answered here, before sessions and the API's middleware.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -44,6 +53,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "lukittu.middleware.ApiErrorMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during authentication into the
+    # lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lukittu.urls"
@@ -113,6 +125,13 @@ MEDIA_ROOT = env_str("MEDIA_ROOT", str(BASE_DIR / "var" / "media"))
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# The process serves /static/ itself (WhiteNoise): from STATIC_ROOT, which `manage.py
+# collectstatic` fills, or, with DEBUG or STATIC_FROM_FINDERS=true, straight from the apps'
+# folders, so development and the tests' live servers need no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG or env_bool("STATIC_FROM_FINDERS", False)
+# Empty until collectstatic runs. Made here so that processes which never collect (the test
+# suite, DEBUG) start without WhiteNoise warning that the folder is missing.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 # Uploads stream into this folder, which the service owns (reconcile_storage removes files
@@ -150,7 +169,9 @@ else:
     _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # collectstatic also writes a gzipped copy of each file, which WhiteNoise sends to clients
+    # that accept it (Swagger UI's bundle: 1.6 MB, about 430 KB gzipped).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 # --- API ------------------------------------------------------------------------------------
@@ -229,3 +250,77 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# --- HTTPS, cookies and admin logins ----------------------------------------------------------
+# Secure unless DEBUG: a production process that misses a variable stays safe, `make run` works
+# over http://127.0.0.1, and `manage.py check --deploy` is clean with the defaults. A server
+# that must answer plain HTTP (the test suite, scripts/conformance.sh) turns the redirect off.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and scrapers call the process itself over plain HTTP; a redirect would answer them
+# with a 301, which most probes count as healthy whatever the service's state.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# A year, as the HSTS preload list requires. The header is only sent over HTTPS; a host name
+# that is only ever served over HTTPS loses nothing by it.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Only a statement of consent: nothing is preloaded until the domain's owner submits the apex
+# domain to the browsers' list.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Origins (scheme and host) allowed to POST to the admin besides the request's own host, e.g.
+# when a proxy changes the Host header.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.lower().startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS entries must start with https:// or http://, got {_origin!r}"
+        )
+# For a TLS-terminating proxy that reaches Django other than through gunicorn's
+# FORWARDED_ALLOW_IPS (which already believes X-Forwarded-Proto from those addresses). Only
+# behind a proxy that always sets the header: a client could otherwise claim HTTPS.
+TRUST_X_FORWARDED_PROTO = env_bool("TRUST_X_FORWARDED_PROTO", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARDED_PROTO else None
+
+# Admin logins: django-axes records failures in the database (visible in the admin under
+# "Axes") and refuses a username from an address after AXES_FAILURE_LIMIT failures, for
+# AXES_COOLOFF_MINUTES. Per username and address, so nobody can lock an operator out from
+# elsewhere. The API's Bearer keys never go through these backends.
+AUTHENTICATION_BACKENDS = [
+    # First: a locked-out login is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("AXES_COOLOFF_MINUTES", 15, above=0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address the audit log records, with NUM_PROXIES honoured: behind a proxy every login
+# would otherwise come from the proxy's address.
+AXES_CLIENT_IP_CALLABLE = "lukittu.metrics.client_address"
+
+# --- Health and metrics (lukittu/health.py, lukittu/metrics.py) -------------------------------
+# Seconds /readyz waits for its checks (database, cache, storage, run side by side) before it
+# reports the late ones as down.
+READINESS_TIMEOUT = env_float("READINESS_TIMEOUT", 2.0, above=0)
+# Addresses and networks that may read /metrics; anyone else gets a 404. The address is the
+# one NUM_PROXIES selects, as for the audit log.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = tuple(
+        ipaddress.ip_network(entry, strict=False) for entry in METRICS_ALLOWED_IPS
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from None
+# When set, /metrics also needs "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# prometheus_client reads this variable itself: when it is set, every worker process writes
+# its metrics to files there and /metrics adds them up. Checked here so a bad value fails at
+# start with the variable's name rather than at the first metric.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR is not None and not (
+    os.path.isdir(PROMETHEUS_MULTIPROC_DIR) and os.access(PROMETHEUS_MULTIPROC_DIR, os.W_OK)
+):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR must be a writable directory, got {PROMETHEUS_MULTIPROC_DIR!r}"
+    )

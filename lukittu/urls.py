@@ -1,9 +1,10 @@
-"""URLs: the admin, the Developer API, its OpenAPI document and Swagger UI, and the envelope
-404 for anything else under /api/."""
+"""URLs: the admin, the Developer API, its OpenAPI document and Swagger UI, the envelope
+404 for anything else under /api/, and the probes and metrics for operators."""
 
 from django.contrib import admin
 from django.urls import path, re_path
 
+from lukittu import health, metrics
 from lukittu.api import api_not_found
 from lukittu.docs import DocsView, SchemaView
 from releases.views import ReleaseDetailView, ReleaseListView
@@ -23,6 +24,10 @@ urlpatterns = [
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),
     re_path(r"^api/", api_not_found),
+    # Outside /api/: no API key, no rate limit, no envelope.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]
 
 handler400 = "lukittu.api.bad_request"

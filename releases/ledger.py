@@ -11,9 +11,10 @@ import logging
 from collections.abc import Iterable
 
 from django.db import DatabaseError, transaction
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 
+from lukittu import metrics
 from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import delete_object
 from teams.models import Team
@@ -23,15 +24,13 @@ logger = logging.getLogger("releases.ledger")
 State = LedgerEntry.State
 
 
-def in_flight_bytes(*, excluding: str | None = None) -> Coalesce:
-    """An annotation for a team query: the bytes reserved by the team's uploads in flight
-    (other than ``excluding``). Only uploads in flight have entries, so its cost does not
-    grow with the team's files."""
-    entries = LedgerEntry.objects.filter(team=OuterRef("pk"), state=State.UPLOADING)
+def uploads_in_flight(team: Team, *, excluding: str | None = None) -> int:
+    """The bytes reserved by the team's uploads in flight (other than ``excluding``). Only
+    uploads in flight have entries, so this does not grow with the team's files."""
+    entries = LedgerEntry.objects.filter(team=team, state=State.UPLOADING)
     if excluding is not None:
         entries = entries.exclude(key=excluding)
-    total = entries.order_by().values("team").annotate(total=Sum("size")).values("total")
-    return Coalesce(Subquery(total), 0)
+    return entries.aggregate(total=Coalesce(Sum("size"), 0))["total"]
 
 
 def record_upload(*, team: Team, key: str, size: int) -> None:
@@ -90,6 +89,7 @@ def finish_deletions(keys: Iterable[str]) -> list[str]:
         except Exception as error:
             # Runs after commit, where raising would fail a write that has already happened.
             logger.exception("Deleting %s failed; recorded for reconcile_storage", key)
+            metrics.count_storage_failure("delete")
             _note_failure(key, error)
             continue
         done.append(key)

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from lukittu import metrics
 from lukittu.after_response import after_response
 from lukittu.api import ApiError, Code
 from releases import ledger
@@ -171,7 +172,7 @@ def _reserve_storage(
     write checks (the release of an update, the product of a create) is checked here too, so
     a request that is bound to fail stores nothing."""
     with transaction.atomic():
-        locked = _lock_team(team, excluding=None)
+        locked = _lock_team(team)
         freed = 0
         if product_id is None:
             found = list(Release.objects.filter(team=team, pk=release_id).values_list("file__size"))
@@ -186,9 +187,17 @@ def _reserve_storage(
     return True
 
 
-def _within_limit(locked_team: Team, *, adding: int, freeing: int) -> bool:
-    """``locked_team`` comes from ``_lock_team``, with the bytes of the uploads in flight."""
-    total = locked_team.storage_used_bytes + locked_team.in_flight + adding - freeing
+def _within_limit(
+    locked_team: Team, *, adding: int, freeing: int, excluding: str | None = None
+) -> bool:
+    """Whether the team (locked by this transaction) has room for ``adding`` more bytes once
+    ``freeing`` are freed, counting the uploads in flight other than ``excluding``. They are
+    read in a statement of their own, after the lock: on PostgreSQL a statement that waited
+    for the lock sees the locked row as it is now but the rest of the database as it was when
+    the statement began, so a subquery in the locking statement could count an upload that
+    committed meanwhile twice (once in flight, once stored)."""
+    in_flight = ledger.uploads_in_flight(locked_team, excluding=excluding)
+    total = locked_team.storage_used_bytes + in_flight + adding - freeing
     return total <= locked_team.storage_limit_bytes
 
 
@@ -220,6 +229,7 @@ def stage_file(
             key=key, upload=upload, extension=extension, size=upload.size, md5=md5, sha256=sha256
         )
     except Exception as failure:
+        metrics.count_storage_failure("write")
         # No row can reference the key yet: whatever the write left is abandoned.
         ledger.abandon_upload(key)
         if not isinstance(failure, ApiError):
@@ -276,15 +286,10 @@ class TeamWrite:
 T = TypeVar("T")
 
 
-def _lock_team(team: Team, *, excluding: str | None) -> Team:
-    """The team's row, locked until the transaction ends (every write of the team queues
-    here), annotated with ``in_flight``: the bytes reserved by its uploads in flight, other
-    than ``excluding``."""
-    return (
-        Team.objects.select_for_update()
-        .annotate(in_flight=ledger.in_flight_bytes(excluding=excluding))
-        .get(pk=team.pk)
-    )
+def _lock_team(team: Team) -> Team:
+    """The team's row, locked until the transaction ends: every write of the team queues
+    here."""
+    return Team.objects.select_for_update().get(pk=team.pk)
 
 
 def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWrite], T]) -> T:
@@ -300,13 +305,13 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
     commit_sent = False
     try:
         with transaction.atomic():
-            staged_key = staged.key if staged is not None else None
-            write = TeamWrite(team=_lock_team(team, excluding=staged_key), staged=staged)
+            write = TeamWrite(team=_lock_team(team), staged=staged)
             result = body(write)
             commit_sent = True
     finally:
         if not commit_sent and staged is not None and staged.key is not None:
             ledger.abandon_upload(staged.key)
+    metrics.count_stored_file(staged)
     if write.deletions:
         keys = list(write.deletions)
         # Once committed (now, when this was the outermost transaction), and once the answer
@@ -434,7 +439,7 @@ def _check_rules(
     # Checked again under the lock: the replaced file may have changed since the reservation.
     old_file = None if is_new else release.current_file
     freed = old_file.size if old_file else 0
-    if not _within_limit(write.team, adding=staged.size, freeing=freed):
+    if not _within_limit(write.team, adding=staged.size, freeing=freed, excluding=staged.key):
         raise _storage_limit_reached()
 
 

@@ -70,6 +70,7 @@ CLIENT_BLOCK = 256 * 1024
 # Settings a server gets only from this script, never from the caller's environment.
 OWN_SETTINGS = {
     "DJANGO_SETTINGS_MODULE",
+    "SECURE_SSL_REDIRECT",
     "SECRET_KEY",
     "DATABASE_URL",
     "DEBUG",
@@ -520,6 +521,8 @@ class Bench:
             "SECRET_KEY": SECRET_KEY,
             "DATABASE_URL": self.database_url,
             "DEBUG": "false",
+            # The benchmark speaks plain HTTP to the servers it starts.
+            "SECURE_SSL_REDIRECT": "false",
             "MEDIA_ROOT": str(self.media),
             "UPLOAD_TEMP_DIR": str(self.uploads),
             "LOG_LEVEL": "WARNING",

@@ -108,7 +108,13 @@ def server_env(media: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
         # Beside MEDIA_ROOT, on the same file system, as in a deployment.
         UPLOAD_TEMP_DIR=str(media.parent / "uploads"),
         LOG_LEVEL="WARNING",
+        # The tests talk plain HTTP to the server.
+        SECURE_SSL_REDIRECT="false",
+        # The admin's and Swagger UI's files straight from the apps, without collectstatic.
+        STATIC_FROM_FINDERS="true",
     )
+    # Multiprocess metrics only when a test asks for them (extra_env), in a folder of its own.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if os.environ.get("REDIS_URL"):
         env["REDIS_URL"] = os.environ["REDIS_URL"]
     env.update(extra_env or {})

@@ -17,3 +17,6 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_lukittu_{os.getpid()}"}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The test client speaks plain HTTP; tests of the redirect turn it back on.
+SECURE_SSL_REDIRECT = False

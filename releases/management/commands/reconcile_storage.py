@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from lukittu import metrics
 from releases.ledger import finish_deletions
 from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import STORAGE_ERRORS, delete_object, list_objects
@@ -91,6 +92,16 @@ class Command(BaseCommand):
             f"{options['older_than']} minutes; {failed} deletes failed; "
             f"{drifted} storage totals corrected; "
             f"{len(missing)} release files missing their object."
+        )
+        metrics.count_reconcile_findings(
+            dry_run=self.dry_run,
+            deleted=len(deleting),
+            abandoned=len(abandoned),
+            orphans=orphans,
+            temporary=temporary,
+            corrected=drifted,
+            missing=len(missing),
+            failed=failed,
         )
         if missing:
             raise SystemExit(1)

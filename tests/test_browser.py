@@ -1,0 +1,322 @@
+"""What an operator does in a real browser against gunicorn: sign in to the admin, find a
+release and download its file, create an API key and revoke it (and see both in the audit
+log), fail to move a product to another team, and update a release from Swagger UI.
+
+One Chromium serves the whole module; each test has a gunicorn of its own, since emptying the
+database between tests recreates rows (content types) that a server process keeps cached. On a
+failure, the screenshot and HTML of the page are kept in the test's temporary folder and their
+paths printed."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import User
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from releases.models import Product, Release, ReleaseFile
+from teams.models import ApiKey, AuditLog, Team
+from tests.browser import (
+    NOT_INSTALLED,
+    admin_login,
+    click,
+    paste_text,
+    replace_text,
+    reset,
+    save_evidence,
+    session_of,
+    shown,
+    start_chromium,
+    until,
+)
+from tests.conftest import World
+from tests.helpers import make_jar, release_url, releases_url, update_data
+from tests.live import LiveServer, live_server
+
+pytestmark = pytest.mark.skipif(NOT_INSTALLED is not None, reason=NOT_INSTALLED or "")
+
+OPERATOR = "alice"
+PASSWORD = "browser-tests-only-pw"
+REQUEST_SECONDS = 30
+
+
+@pytest.fixture
+def server(transactional_db: None, tmp_path: Path) -> Iterator[LiveServer]:
+    # Production's cookie settings (Secure) stay on: Chromium treats http://127.0.0.1 as a
+    # secure origin, so the admin's session and CSRF cookies work over plain HTTP.
+    with live_server(tmp_path, threads=4) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    # The server checks passwords with Django's default hasher; the test settings' fast MD5
+    # hasher is unknown to it. Hashed once for the module.
+    hasher = PBKDF2PasswordHasher()
+    return hasher.encode(PASSWORD, hasher.salt())
+
+
+@pytest.fixture
+def driver(
+    browser: WebDriver, server: LiveServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[WebDriver]:
+    """The module's browser, with a clean slate; the page is kept as evidence on failure."""
+    reset(browser, server.url)
+    failed_before = request.session.testsfailed
+    yield browser
+    # The call's report is counted before its fixtures are torn down.
+    if request.session.testsfailed > failed_before:
+        paths = save_evidence(browser, tmp_path)
+        print(f"browser at {browser.current_url}; evidence: {', '.join(map(str, paths))}")
+
+
+@pytest.fixture
+def operator(transactional_db: None, password_hash: str) -> User:
+    return User.objects.create(
+        username=OPERATOR, password=password_hash, is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def signed_in(driver: WebDriver, server: LiveServer, operator: User) -> WebDriver:
+    admin_login(driver, server.url, OPERATOR, PASSWORD)
+    return driver
+
+
+def api(server: LiveServer, method: str, path: str, key: str, **kwargs) -> requests.Response:
+    return requests.request(
+        method,
+        server.url + path,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=REQUEST_SECONDS,
+        **kwargs,
+    )
+
+
+def upload(server: LiveServer, world: World, content: bytes) -> dict:
+    """Give the release a file through the live API, so the server stores it."""
+    response = api(
+        server,
+        "PUT",
+        release_url(world.team.id, world.release.id),
+        world.key,
+        data={"data": json.dumps(update_data(world.release, keepExistingFile=False))},
+        files={"file": ("app.jar", content, "application/java-archive")},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["file"]
+
+
+# --- The admin --------------------------------------------------------------------------------
+
+
+def test_find_a_release_and_download_its_file(transactional_db, world, server, signed_in):
+    driver = signed_in
+    jar = make_jar()
+    stored = upload(server, world, jar)
+    # The admin's stylesheet arrived (WhiteNoise serves /static/): the header has its colour.
+    header = driver.find_element(By.ID, "header")
+    assert header.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
+
+    driver.get(f"{server.url}/admin/releases/release/")
+    shown(driver, "#searchbar").send_keys(world.release.version, Keys.ENTER)
+    until(
+        driver,
+        lambda: len(driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 1,
+        "the search should leave one release",
+    )
+    click(driver, "#result_list tbody th.field-version a")
+    link = shown(driver, ".field-file_download a")
+    shown_sha256 = driver.find_element(By.CSS_SELECTOR, ".field-file_sha256 .readonly").text
+
+    response = session_of(driver).get(link.get_attribute("href"), timeout=REQUEST_SECONDS)
+
+    assert response.status_code == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    file = ReleaseFile.objects.get(release=world.release)
+    assert str(file.id) == stored["id"]
+    assert hashlib.sha256(response.content).hexdigest() == file.sha256 == shown_sha256
+    assert response.content == jar
+
+
+def create_api_key(driver: WebDriver, server: LiveServer, team: Team, name: str) -> str:
+    """Add a key with the admin's form; the plain key, read from the confirmation message."""
+    driver.get(f"{server.url}/admin/teams/apikey/add/")
+    Select(shown(driver, "#id_team")).select_by_value(str(team.pk))
+    driver.find_element(By.ID, "id_name").send_keys(name)
+    click(driver, "input[name=_save]")
+    message = until(
+        driver,
+        lambda: next(
+            (
+                m.text
+                for m in driver.find_elements(By.CSS_SELECTOR, ".messagelist li")
+                if "Copy it now" in m.text
+            ),
+            None,
+        ),
+        "no message with the new key",
+    )
+    return message.rsplit(" ", 1)[-1]
+
+
+def revoke_api_key(driver: WebDriver, server: LiveServer, key: ApiKey) -> None:
+    """Tick the key in the list and run the "Revoke" action."""
+    driver.get(f"{server.url}/admin/teams/apikey/")
+    click(driver, f"#result_list input.action-select[value='{key.pk}']")
+    Select(shown(driver, "select[name=action]")).select_by_value("revoke")
+    click(driver, "button[name=index]")
+    until(
+        driver,
+        lambda: any(
+            "1 key(s) revoked" in m.text
+            for m in driver.find_elements(By.CSS_SELECTOR, ".messagelist li")
+        ),
+        "no confirmation of the revocation",
+    )
+
+
+def test_an_api_key_made_in_the_admin_works_until_revoked(
+    transactional_db, world, server, signed_in
+):
+    list_path = releases_url(world.team.id)
+
+    plain = create_api_key(signed_in, server, world.team, "from the browser")
+    key = ApiKey.objects.get(team=world.team, name="from the browser")
+    assert plain.startswith(key.prefix)
+    working = api(server, "GET", list_path, plain)
+    revoke_api_key(signed_in, server, key)
+    revoked = api(server, "GET", list_path, plain)
+
+    assert working.status_code == 200, working.text
+    assert working.json()["result"]["valid"] is True
+    assert revoked.status_code == 401
+    assert revoked.json()["result"]["code"] == "UNAUTHORIZED"
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    # The key's own page never shows it again.
+    signed_in.get(f"{server.url}/admin/teams/apikey/{key.pk}/change/")
+    assert plain not in shown(signed_in, "#content").text
+
+
+def test_the_audit_log_names_the_operator_for_the_key_changes(
+    transactional_db, world, server, signed_in
+):
+    create_api_key(signed_in, server, world.team, "audited")
+    key = ApiKey.objects.get(team=world.team, name="audited")
+    revoke_api_key(signed_in, server, key)
+
+    signed_in.get(f"{server.url}/admin/teams/auditlog/?target_type=api_key&target_id={key.pk}")
+    shown(signed_in, "#result_list")
+    rows = {
+        (
+            row.find_element(By.CSS_SELECTOR, ".field-actor").text,
+            row.find_element(By.CSS_SELECTOR, ".field-action").text,
+        )
+        for row in signed_in.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    }
+
+    operator_label = f"operator:{OPERATOR}"
+    assert rows == {(operator_label, "api_key.create"), (operator_label, "api_key.revoke")}
+    assert sorted(
+        AuditLog.objects.filter(target_id=str(key.pk)).values_list("actor", "action")
+    ) == [(operator_label, "api_key.create"), (operator_label, "api_key.revoke")]
+
+
+def test_a_product_cannot_be_moved_to_another_team(
+    transactional_db, world, outsider, server, signed_in
+):
+    driver = signed_in
+    driver.get(f"{server.url}/admin/releases/product/{world.product.pk}/change/")
+    shown(driver, "#product_form")
+
+    # The team is shown, not offered for editing.
+    assert driver.find_elements(By.CSS_SELECTOR, "#product_form [name=team]") == []
+    assert world.team.name in driver.find_element(By.CSS_SELECTOR, ".field-team .readonly").text
+    # A forged field in the submitted form changes nothing either.
+    driver.execute_script(
+        "const field = document.createElement('input');"
+        "field.type = 'hidden'; field.name = 'team'; field.value = arguments[0];"
+        "document.getElementById('product_form').appendChild(field);",
+        str(outsider.team.pk),
+    )
+    click(driver, "#product_form input[name=_save]")
+    shown(driver, ".messagelist li.success")
+
+    product = Product.objects.get(pk=world.product.pk)
+    assert product.team_id == world.team.pk
+    assert not Product.objects.filter(team=outsider.team, name=world.product.name).exists()
+
+
+# --- Swagger UI -------------------------------------------------------------------------------
+
+
+def test_update_a_release_from_swagger_ui(transactional_db, world, server, driver):
+    data = {
+        "version": "1.0.1",
+        "productId": str(world.product.id),
+        "status": "PUBLISHED",
+        "setAsLatest": True,
+        "keepExistingFile": True,
+        "branchId": None,
+        "metadata": [{"key": "channel", "value": "browser"}],
+        "licenseIds": [],
+    }
+    driver.get(f"{server.url}/api/docs/")
+
+    # Authorize with the key, then close the dialog.
+    click(driver, ".swagger-ui .btn.authorize")
+    replace_text(shown(driver, ".modal-ux #auth-bearer-value"), world.key)
+    click(driver, ".modal-ux .auth-btn-wrapper .btn.authorize")
+    click(driver, ".modal-ux .btn-done")
+    until(driver, lambda: not driver.find_elements(By.CSS_SELECTOR, ".modal-ux"), "dialog open")
+
+    # Open the update operation, "Try it out", fill the form as it comes, execute.
+    operation = "div.opblock[id$='-updateRelease']"
+    click(driver, f"{operation} .opblock-summary-control")
+    click(driver, f"{operation} .try-out__btn")
+    replace_text(shown(driver, f"{operation} tr[data-param-name=teamId] input"), str(world.team.id))
+    replace_text(
+        shown(driver, f"{operation} tr[data-param-name=releaseId] input"), str(world.release.id)
+    )
+    data_field = shown(driver, f"{operation} tr[data-property-name=data] textarea")
+    paste_text(driver, data_field, json.dumps(data, indent=2))
+    click(driver, f"{operation} button.execute")
+    status = until(
+        driver,
+        lambda: "".join(
+            cell.text
+            for cell in driver.find_elements(
+                By.CSS_SELECTOR,
+                f"{operation} .live-responses-table tr.response .response-col_status",
+            )
+        ),
+        "no response in Swagger UI",
+    )
+    body = driver.find_element(
+        By.CSS_SELECTOR, f"{operation} .live-responses-table tr.response .response-col_description"
+    ).text
+
+    assert status == "200", body
+    assert "Release updated" in body
+    release = Release.objects.get(pk=world.release.pk)
+    assert (release.version, release.status, release.latest) == ("1.0.1", "PUBLISHED", True)
+    assert list(release.metadata.values_list("key", "value")) == [("channel", "browser")]
+    assert not Release.objects.get(pk=world.other_release.pk).latest
+    assert not ReleaseFile.objects.filter(release=release).exists()
