@@ -142,8 +142,8 @@ def test_readyz_names_an_unreachable_s3_endpoint(client, db, settings, s3):
     response = readyz(client)
 
     assert_down(response, "storage")
-    # One attempt, not the storage's three with backoff.
-    assert time.monotonic() - started < 1
+    # One attempt, not the storage's three with backoff (a wide margin for a loaded machine).
+    assert time.monotonic() - started < 3
     wait_for_probe_threads()
 
 
@@ -183,14 +183,15 @@ def test_a_hung_s3_endpoint_is_a_timeout_within_the_deadline(
     elapsed = time.monotonic() - started
 
     assert_down(response, "storage", "timeout")
-    assert 0.5 <= elapsed < 1.5, elapsed
+    # The deadline, not the storage's own timeouts (30 s read, three attempts).
+    assert 0.5 <= elapsed < 5, elapsed
     wait_for_probe_threads()
 
 
 def test_a_hung_check_is_not_started_again_while_it_hangs(client, db, settings, monkeypatch):
     """A probe stuck in the kernel (a hard-mounted NFS share) cannot be interrupted: the next
     /readyz reports it at once instead of adding another stuck thread."""
-    settings.READINESS_TIMEOUT = 0.3
+    settings.READINESS_TIMEOUT = 2.0
     release = threading.Event()
     calls = []
     real_access = os.access
@@ -213,7 +214,8 @@ def test_a_hung_check_is_not_started_again_while_it_hangs(client, db, settings, 
 
     assert_down(first, "storage", "timeout")
     assert_down(second, "storage", "timeout")
-    assert second_took < 0.3, second_took
+    # Far below the 2 s a check that was started again would wait.
+    assert second_took < 1.0, second_took
     assert len(calls) == 1
     # Once the dependency answers again, so does the check.
     assert readyz(client).json() == {"status": "ok", "checks": ALL_OK}
