@@ -320,3 +320,34 @@ def test_update_a_release_from_swagger_ui(transactional_db, world, server, drive
     assert list(release.metadata.values_list("key", "value")) == [("channel", "browser")]
     assert not Release.objects.get(pk=world.other_release.pk).latest
     assert not ReleaseFile.objects.filter(release=release).exists()
+
+
+CHANGELISTS = (
+    "teams/team",
+    "teams/apikey",
+    "teams/license",
+    "teams/auditlog",
+    "releases/product",
+    "releases/branch",
+    "releases/release",
+    "releases/releasefile",
+)
+
+
+def test_nothing_is_cut_off_at_1400_pixels(transactional_db, world, server, signed_in):
+    """Every list with rows in it fits a 1400 px wide window: no column scrolled out of view."""
+    driver = signed_in
+    upload(server, world, make_jar())  # a file row, an audit entry
+    # The browser's window is 1400 px wide (tests/browser.py).
+    assert driver.execute_script("return window.outerWidth") == 1400
+    for changelist in CHANGELISTS:
+        driver.get(f"{server.url}/admin/{changelist}/")
+        results = shown(driver, "#changelist .results")
+        widths = driver.execute_script(
+            "return [arguments[0].scrollWidth, arguments[0].clientWidth,"
+            " document.documentElement.scrollWidth, window.innerWidth]",
+            results,
+        )
+        table, visible, page, window = widths
+        assert table <= visible, f"{changelist}: the list scrolls sideways ({widths})"
+        assert page <= window, f"{changelist}: the page is wider than the window ({widths})"
