@@ -12,7 +12,7 @@ from django.db import transaction
 
 from releases.models import Branch, Product
 from teams.models import Team
-from teams.services import AuditActor, apply_changes, log_action, save_changed, snapshot
+from teams.services import AuditActor, log_action, snapshot, update_recorded
 
 PRODUCT_EDITABLE = ("name", "url")
 BRANCH_EDITABLE = ("name",)
@@ -55,17 +55,14 @@ def product_update(
     """Rename a product or change its URL. Returns it as stored; writes (and records) nothing
     when no value differs."""
     stored = _locked_product(product)
-    changed = apply_changes(stored, changes, allowed=PRODUCT_EDITABLE)
-    if changed:
-        save_changed(stored, changed)
-        log_action(
-            actor=actor,
-            team=stored.team,
-            action="product.update",
-            target_id=stored.pk,
-            request_data=changed,
-            result=snapshot(stored),
-        )
+    update_recorded(
+        stored,
+        changes,
+        allowed=PRODUCT_EDITABLE,
+        action="product.update",
+        team=stored.team,
+        actor=actor,
+    )
     return stored
 
 
@@ -106,17 +103,14 @@ def branch_update(
     """Rename a branch. Returns it as stored; writes (and records) nothing when the name is
     unchanged."""
     stored = _locked_branch(branch)
-    changed = apply_changes(stored, changes, allowed=BRANCH_EDITABLE)
-    if changed:
-        save_changed(stored, changed)
-        log_action(
-            actor=actor,
-            team=stored.product.team,
-            action="branch.update",
-            target_id=stored.pk,
-            request_data=changed,
-            result=snapshot(stored),
-        )
+    update_recorded(
+        stored,
+        changes,
+        allowed=BRANCH_EDITABLE,
+        action="branch.update",
+        team=stored.product.team,
+        actor=actor,
+    )
     return stored
 
 

@@ -109,6 +109,33 @@ def save_changed(obj: models.Model, changed: Mapping[str, Any]) -> None:
     obj.save(update_fields=fields)
 
 
+def update_recorded(
+    stored: models.Model,
+    changes: Mapping[str, Any],
+    *,
+    allowed: Iterable[str],
+    action: str,
+    team: Team,
+    actor: AuditActor | None,
+    result_extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Apply the ``allowed`` fields of ``changes`` to ``stored`` (a row locked by the caller's
+    transaction), save the columns that differ and record them as ``action``; nothing is
+    written or recorded when no value differs."""
+    changed = apply_changes(stored, changes, allowed=allowed)
+    if not changed:
+        return
+    save_changed(stored, changed)
+    log_action(
+        actor=actor,
+        team=team,
+        action=action,
+        target_id=stored.pk,
+        request_data=changed,
+        result={**snapshot(stored), **(result_extra or {})},
+    )
+
+
 def _locked(obj: models.Model) -> Any:
     """The stored row of ``obj``, locked until the transaction ends: changes are compared with
     committed values, not with whatever the caller loaded earlier."""
@@ -154,17 +181,14 @@ def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | N
     if changes.get("storage_limit_bytes", 0) < 0:
         raise ValueError("storage limit must not be negative")
     stored = _locked(team)
-    changed = apply_changes(stored, changes, allowed=TEAM_EDITABLE)
-    if changed:
-        save_changed(stored, changed)
-        log_action(
-            actor=actor,
-            team=stored,
-            action="team.update",
-            target_id=stored.pk,
-            request_data=changed,
-            result=snapshot(stored),
-        )
+    update_recorded(
+        stored,
+        changes,
+        allowed=TEAM_EDITABLE,
+        action="team.update",
+        team=stored,
+        actor=actor,
+    )
     return stored
 
 
@@ -222,17 +246,15 @@ def api_key_update(
 ) -> ApiKey:
     """Rename a key (``API_KEY_EDITABLE``); its team, expiry and secret never change."""
     stored = _locked(key)
-    changed = apply_changes(stored, changes, allowed=API_KEY_EDITABLE)
-    if changed:
-        save_changed(stored, changed)
-        log_action(
-            actor=actor,
-            team=stored.team,
-            action="api_key.update",
-            target_id=stored.pk,
-            request_data=changed,
-            result={**snapshot(stored), "prefix": stored.prefix},
-        )
+    update_recorded(
+        stored,
+        changes,
+        allowed=API_KEY_EDITABLE,
+        action="api_key.update",
+        team=stored.team,
+        actor=actor,
+        result_extra={"prefix": stored.prefix},
+    )
     return stored
 
 
@@ -287,17 +309,14 @@ def license_update(
 ) -> License:
     """Suspend or reinstate a license, or set its expiry (``LICENSE_EDITABLE``)."""
     stored = _locked(license)
-    changed = apply_changes(stored, changes, allowed=LICENSE_EDITABLE)
-    if changed:
-        save_changed(stored, changed)
-        log_action(
-            actor=actor,
-            team=stored.team,
-            action="license.update",
-            target_id=stored.pk,
-            request_data=changed,
-            result=snapshot(stored),
-        )
+    update_recorded(
+        stored,
+        changes,
+        allowed=LICENSE_EDITABLE,
+        action="license.update",
+        team=stored.team,
+        actor=actor,
+    )
     return stored
 
 
