@@ -21,6 +21,15 @@ if SECRET_KEY is None:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
     SECRET_KEY = "django-insecure-local-development-only"
 
+# Seals each team's RSA private key at rest (teams/keys.py). Losing it makes every team's key
+# pair unusable, and so every classloader download; changing it needs a re-seal. Like
+# SECRET_KEY, it has a development fallback only when DEBUG is true.
+TEAM_KEYS_SECRET = env_str("TEAM_KEYS_SECRET")
+if TEAM_KEYS_SECRET is None:
+    if not DEBUG:
+        raise ImproperlyConfigured("TEAM_KEYS_SECRET must be set when DEBUG is false")
+    TEAM_KEYS_SECRET = "insecure-local-development-team-keys-secret"
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
@@ -36,6 +45,7 @@ INSTALLED_APPS = [
     "axes",
     "teams",
     "releases",
+    "delivery",
 ]
 
 MIDDLEWARE = [
@@ -176,6 +186,10 @@ STORAGES = {
 
 # --- API ------------------------------------------------------------------------------------
 DEV_API_RATE = env_rate("DEV_API_RATE", "1200/minute")
+# The Client API's limits (Lukittu's numbers): per client IP and per license key, each counted
+# across every worker in the cache.
+CLIENT_IP_RATE = env_rate("CLIENT_IP_RATE", "30/minute")
+CLIENT_LICENSE_RATE = env_rate("CLIENT_LICENSE_RATE", "30/minute")
 NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 
 REST_FRAMEWORK = {

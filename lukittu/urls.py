@@ -4,6 +4,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
+from delivery.views import ClassloaderView, DownloadView, LatestView
 from lukittu import health, metrics
 from lukittu.api import api_not_found
 from lukittu.docs import DocsView, SchemaView
@@ -20,6 +21,21 @@ urlpatterns = [
         "api/v1/dev/teams/<str:teamId>/releases/<str:releaseId>",
         ReleaseDetailView.as_view(),
         name="release-detail",
+    ),
+    path(
+        "api/v1/client/teams/<str:teamId>/verification/classloader",
+        ClassloaderView.as_view(),
+        name="client-classloader",
+    ),
+    path(
+        "api/v1/client/teams/<str:teamId>/releases/download",
+        DownloadView.as_view(),
+        name="client-download",
+    ),
+    path(
+        "api/v1/client/teams/<str:teamId>/releases/latest",
+        LatestView.as_view(),
+        name="client-latest",
     ),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),

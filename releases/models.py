@@ -27,6 +27,12 @@ class Product(FixedFieldsModel):
     name = models.CharField(max_length=255)
     url = models.URLField(max_length=500, null=True, blank=True)
     created_by_user_id = models.UUIDField(null=True, blank=True)
+    licenses = models.ManyToManyField(
+        License,
+        blank=True,
+        related_name="products",
+        help_text="The licenses valid for this product: only they download its releases.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -52,6 +52,7 @@ else
 fi
 export MEDIA_ROOT="$WORK/media"
 export SECRET_KEY=conformance-only-secret-key
+export TEAM_KEYS_SECRET=conformance-only-team-keys-secret
 export DEBUG=false
 export SECURE_SSL_REDIRECT=false  # schemathesis talks plain HTTP to gunicorn
 export LOG_LEVEL=WARNING

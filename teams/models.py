@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -35,6 +36,15 @@ class Team(models.Model):
     max_releases_per_product = models.PositiveIntegerField(
         default=DEFAULT_MAX_RELEASES_PER_PRODUCT,
         help_text="How many releases each of the team's products may have.",
+    )
+    seat_timeout_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "After how many minutes without a download a license's device (hardware id or IP) "
+            "stops taking a seat. Empty: seats are kept until freed."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,6 +79,25 @@ class Team(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+
+class TeamKeyPair(models.Model):
+    """The team's RSA-2048 key pair for the classloader: software embeds the public key and
+    encrypts its session key with it. The private key is kept sealed (``teams.keys``): AES-GCM
+    under a key derived from ``TEAM_KEYS_SECRET``, bound to the team's id."""
+
+    team = models.OneToOneField(
+        Team, primary_key=True, on_delete=models.CASCADE, related_name="key_pair"
+    )
+    public_key_pem = models.TextField(editable=False)
+    private_key_sealed = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "team key pair"
+
+    def __str__(self) -> str:
+        return f"key pair of {self.team_id}"
 
 
 class FixedFieldError(ValidationError):
@@ -225,13 +254,33 @@ class License(FixedFieldsModel):
     key_hint = models.CharField(max_length=8, editable=False)
     suspended = models.BooleanField(default=False)
     expires_at = models.DateTimeField(null=True, blank=True)
+    ip_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="How many IP addresses may download at once. Empty: unlimited.",
+    )
+    hwid_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="How many devices (hardware ids) may download at once. Empty: unlimited.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["team", "key_digest"], name="license_unique_key")
+            models.UniqueConstraint(fields=["team", "key_digest"], name="license_unique_key"),
+            models.CheckConstraint(
+                condition=models.Q(ip_limit__isnull=True) | models.Q(ip_limit__gte=1),
+                name="license_ip_limit_gte_1",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(hwid_limit__isnull=True) | models.Q(hwid_limit__gte=1),
+                name="license_hwid_limit_gte_1",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -103,6 +103,7 @@ def server_env(media: Path, extra_env: dict[str, str] | None) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="lukittu.settings",
         SECRET_KEY="live-server-test-secret",
+        TEAM_KEYS_SECRET="tests-only-team-keys-secret",
         DATABASE_URL=database_url(),
         MEDIA_ROOT=str(media),
         # Beside MEDIA_ROOT, on the same file system, as in a deployment.

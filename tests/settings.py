@@ -4,6 +4,7 @@ SQLite test database (threads and server processes in the tests must share it)."
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+os.environ.setdefault("TEAM_KEYS_SECRET", "tests-only-team-keys-secret")
 
 from lukittu.settings import *  # noqa: F403
 from lukittu.settings import BASE_DIR, DATABASES

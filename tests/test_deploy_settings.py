@@ -22,6 +22,7 @@ from tests.test_settings_env import GOOD, PROJECT, load_settings
 
 PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(64),
+    "TEAM_KEYS_SECRET": secrets.token_urlsafe(32),
     "DEBUG": "false",
     "ALLOWED_HOSTS": "releases.example.com",
     "DATABASE_URL": "sqlite:///:memory:",

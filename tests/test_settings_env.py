@@ -15,7 +15,11 @@ from lukittu.env import env_bool, env_int, env_rate
 from lukittu.throttling import parse_rate
 
 PROJECT = Path(__file__).resolve().parent.parent
-GOOD = {"SECRET_KEY": "a-test-secret", "DATABASE_URL": "sqlite:///:memory:"}
+GOOD = {
+    "SECRET_KEY": "a-test-secret",
+    "TEAM_KEYS_SECRET": "a-test-keys-secret",
+    "DATABASE_URL": "sqlite:///:memory:",
+}
 
 
 def load_settings(env, code="import lukittu.settings"):
@@ -52,15 +56,16 @@ def test_a_bad_value_stops_the_settings_naming_the_variable(name, value):
     assert name in last_line, last_line
 
 
-def test_a_missing_secret_key_with_debug_off_stops_the_settings():
-    env = {key: value for key, value in GOOD.items() if key != "SECRET_KEY"}
+@pytest.mark.parametrize("secret", ["SECRET_KEY", "TEAM_KEYS_SECRET"])
+def test_a_missing_secret_with_debug_off_stops_the_settings(secret):
+    env = {key: value for key, value in GOOD.items() if key != secret}
 
     result = load_settings({**env, "DEBUG": "false"})
 
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr
-    assert "SECRET_KEY" in last_line, last_line
+    assert f"{secret} must be set" in last_line, last_line
 
 
 def test_good_values_load():
@@ -92,15 +97,16 @@ def test_good_values_load():
     ]
 
 
-def test_debug_without_a_secret_key_loads_with_a_development_key():
-    env = {key: value for key, value in GOOD.items() if key != "SECRET_KEY"}
+def test_debug_without_secrets_loads_with_development_ones():
+    env = {k: v for k, v in GOOD.items() if k not in ("SECRET_KEY", "TEAM_KEYS_SECRET")}
 
     result = load_settings(
-        {**env, "DEBUG": "true"}, "import lukittu.settings as s; print(s.DEBUG, bool(s.SECRET_KEY))"
+        {**env, "DEBUG": "true"},
+        "import lukittu.settings as s; print(s.DEBUG, bool(s.SECRET_KEY), bool(s.TEAM_KEYS_SECRET))",
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True"]
+    assert result.stdout.split() == ["True", "True", "True"]
 
 
 # --- the helpers ---------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""The Client API: builds for licensed software. No API key: the license is the credential.
+
+- ``classloader``: Lukittu's encrypted download for Java loaders (``delivery.crypto``);
+- ``download``: the plain build (a presigned S3 URL, or the file streamed from local storage);
+- ``latest``: what ``download`` would deliver, as an envelope, for updaters to decide first.
+
+Each runs the checks of ``delivery.access`` in the README's order; a delivered build takes its
+seats and leaves a ``Download`` row (``delivery.seats.take``) before its first byte.
+"""
+
+import base64
+from typing import Any
+
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.utils.http import content_disposition_header
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from delivery import access, seats
+from delivery.crypto import encrypt_frames, frame_key
+from delivery.models import Download
+from delivery.params import ClientQuery, parse_client_query
+from delivery.streams import open_object, presigned_download_url, uses_s3
+from lukittu.api import ApiError, Code, iso_utc, success
+from lukittu.ids import parse_uuid
+from releases.views import client_ip
+
+PRESIGNED_SECONDS = 300
+
+
+class ClientApiView(APIView):
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()
+    # GET only: a HEAD would spend a session key and take a seat without delivering anything.
+    http_method_names = ["get"]
+    with_session_key = False
+
+    def checked(self, request: Request, team_id_text: str) -> tuple[ClientQuery, access.Grant]:
+        """Every check up to the seats, in order."""
+        try:
+            team_id = parse_uuid(team_id_text)
+        except ValueError:
+            raise ApiError(400, Code.BAD_REQUEST, "Invalid team UUID") from None
+        query = parse_client_query(request.query_params, with_session_key=self.with_session_key)
+        self.ip = client_ip(request)
+        access.check_rate_limits(team_id, query.license_key, self.ip)
+        team = access.live_team(team_id)
+        if query.session_key is not None:
+            self.session_key = access.open_session_key(team, query.session_key)
+        return query, access.resolve(team, query)
+
+    def device(self, query: ClientQuery) -> seats.Device:
+        return seats.Device(hardware_identifier=query.hardware_identifier, ip_address=self.ip)
+
+    def hand_out(
+        self, request: Request, query: ClientQuery, grant: access.Grant, endpoint: str
+    ) -> None:
+        seats.take(
+            grant.team,
+            grant.license,
+            self.device(query),
+            seats.Handout(
+                release_id=grant.release.pk,
+                version=grant.release.version,
+                file_id=grant.file.pk,
+                file_sha256=grant.file.sha256,
+                endpoint=endpoint,
+                user_agent=request.headers.get("User-Agent", ""),
+            ),
+        )
+
+
+def release_headers(grant: access.Grant) -> dict[str, str]:
+    """The headers Lukittu's classloader sends with a build."""
+    headers = {
+        "X-File-Size": str(grant.file.size),
+        "X-Product-Name": grant.product.name,
+        "X-Release-Status": grant.release.status,
+        "X-Release-Created-At": iso_utc(grant.release.created_at),
+        "X-File-Created-At": iso_utc(grant.file.created_at),
+        "X-Version": grant.release.version,
+        "Content-Security-Policy": "default-src 'none'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if grant.latest_version is not None:
+        headers["X-Latest-Version"] = grant.latest_version
+    if grant.file.main_class_name:
+        headers["X-Main-Class"] = grant.file.main_class_name
+    return headers
+
+
+def streamed(chunks: Any, headers: dict[str, str]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
+    for name, value in headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ClassloaderView(ClientApiView):
+    with_session_key = True
+
+    def get(self, request: Request, teamId: str) -> StreamingHttpResponse:
+        query, grant = self.checked(request, teamId)
+        stored = open_object(grant.file.key)
+        try:
+            self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER)
+        except BaseException:
+            stored.close()
+            raise
+        frames = encrypt_frames(stored.chunks(), frame_key(self.session_key))
+        return streamed(frames, release_headers(grant))
+
+
+class DownloadView(ClientApiView):
+    def get(self, request: Request, teamId: str) -> Any:
+        query, grant = self.checked(request, teamId)
+        file = grant.file
+        if uses_s3():
+            self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
+            url = presigned_download_url(file.key, file.name, PRESIGNED_SECONDS)
+            response = HttpResponseRedirect(url)
+            response["Cache-Control"] = "no-store"
+            return response
+        stored = open_object(file.key)
+        try:
+            self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
+        except BaseException:
+            stored.close()
+            raise
+        headers = release_headers(grant)
+        headers.update(
+            {
+                "Content-Length": str(file.size),
+                "Content-Disposition": content_disposition_header(True, file.name),
+                "X-Checksum-SHA256": file.sha256,
+                "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
+            }
+        )
+        return streamed(stored.chunks(), headers)
+
+
+def latest_payload(grant: access.Grant) -> dict[str, Any]:
+    release, file = grant.release, grant.file
+    return {
+        "releaseId": str(release.id),
+        "productId": str(grant.product.id),
+        "branch": release.branch.name if release.branch_id else None,
+        "version": release.version,
+        "status": release.status,
+        "latest": release.latest,
+        "latestVersion": grant.latest_version,
+        "createdAt": iso_utc(release.created_at),
+        "file": {
+            "id": str(file.id),
+            "name": file.name,
+            "size": file.size,
+            "md5": file.checksum,
+            "sha256": file.sha256,
+            "mainClassName": file.main_class_name,
+            "createdAt": iso_utc(file.created_at),
+        },
+    }
+
+
+class LatestView(ClientApiView):
+    def get(self, request: Request, teamId: str) -> Response:
+        query, grant = self.checked(request, teamId)
+        seats.check(grant.team, grant.license, self.device(query))
+        return success(latest_payload(grant), details="Release found")
