@@ -8,6 +8,12 @@ from delivery.views import ClassloaderView, DownloadView, LatestView
 from lukittu import health, metrics
 from lukittu.api import api_not_found
 from lukittu.docs import DocsView, SchemaView
+from releases.catalog_views import (
+    BranchDetailView,
+    BranchListView,
+    ProductDetailView,
+    ProductListView,
+)
 from releases.views import ReleaseDetailView, ReleaseListView
 
 urlpatterns = [
@@ -36,6 +42,26 @@ urlpatterns = [
         "api/v1/client/teams/<str:teamId>/releases/latest",
         LatestView.as_view(),
         name="client-latest",
+    ),
+    path(
+        "api/v1/dev/teams/<str:teamId>/products",
+        ProductListView.as_view(),
+        name="product-list",
+    ),
+    path(
+        "api/v1/dev/teams/<str:teamId>/products/<str:productId>",
+        ProductDetailView.as_view(),
+        name="product-detail",
+    ),
+    path(
+        "api/v1/dev/teams/<str:teamId>/products/<str:productId>/branches",
+        BranchListView.as_view(),
+        name="branch-list",
+    ),
+    path(
+        "api/v1/dev/teams/<str:teamId>/branches/<str:branchId>",
+        BranchDetailView.as_view(),
+        name="branch-detail",
     ),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),

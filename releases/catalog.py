@@ -1,17 +1,19 @@
-"""Product and branch write use cases (the admin's; the API only reads them), each recorded
-in the audit log like the team, key and license writes in ``teams.services``.
+"""Product and branch write use cases, shared by the admin and the Developer API, each
+recorded in the audit log like the team, key and license writes in ``teams.services``.
 
 A product's team and a branch's product are chosen at creation and never change (the models
 refuse it too), so the update services do not accept them.
 """
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from releases.models import Branch, Product
-from teams.models import Team
+from lukittu.api import ApiError, Code
+from releases.models import Branch, Product, Release
+from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import AuditActor, log_action, snapshot, update_recorded
 
 PRODUCT_EDITABLE = ("name", "url")
@@ -32,11 +34,34 @@ def _locked_branch(branch: Branch) -> Branch:
     )
 
 
+def creator_id(actor: AuditActor | None) -> uuid.UUID:
+    """``createdByUserId``: the API key's id, or a stable id per operator."""
+    if actor is None:
+        return unknown_creator()
+    if actor.api_key is not None:
+        return actor.api_key.pk
+    return operator_creator_id(actor.label)
+
+
+def branch_name_taken() -> ApiError:
+    return ApiError(409, Code.BAD_REQUEST, "The product already has a branch with this name")
+
+
+def in_use(what: str) -> ApiError:
+    return ApiError(
+        409,
+        Code.BAD_REQUEST,
+        f"The {what} has releases: delete or move them first, then the {what}",
+    )
+
+
 @transaction.atomic
 def product_create(
     *, team: Team, name: str, url: str | None = None, actor: AuditActor | None = None
 ) -> Product:
-    product = Product.objects.create(team=team, name=name, url=url)
+    product = Product.objects.create(
+        team=team, name=name, url=url, created_by_user_id=creator_id(actor)
+    )
     log_action(
         actor=actor,
         team=team,
@@ -68,9 +93,12 @@ def product_update(
 
 @transaction.atomic
 def product_delete(*, product: Product, actor: AuditActor | None = None) -> None:
-    """Delete a product. Its branches and releases protect it: delete those first."""
+    """Delete a product and its branches. Its releases protect it (409): delete those first."""
     stored = _locked_product(product)
+    if Release.objects.filter(product=stored).exists():
+        raise in_use("product")
     result = snapshot(stored)
+    Branch.objects.filter(product=stored).delete()
     stored.delete()
     log_action(
         actor=actor,
@@ -82,9 +110,22 @@ def product_delete(*, product: Product, actor: AuditActor | None = None) -> None
     )
 
 
+def too_many_branches() -> ApiError:
+    return ApiError(403, Code.FORBIDDEN, "Max branches per product reached")
+
+
 @transaction.atomic
 def branch_create(*, product: Product, name: str, actor: AuditActor | None = None) -> Branch:
-    branch = Branch.objects.create(product=product, name=name)
+    """A new branch. The product's row lock orders creates, so the team's branch limit holds
+    under concurrent requests; a taken name is a 409."""
+    product = _locked_product(product)
+    if Branch.objects.filter(product=product).count() >= product.team.max_branches_per_product:
+        raise too_many_branches()
+    try:
+        with transaction.atomic():
+            branch = Branch.objects.create(product=product, name=name)
+    except IntegrityError:
+        raise branch_name_taken() from None
     log_action(
         actor=actor,
         team=product.team,
@@ -103,21 +144,27 @@ def branch_update(
     """Rename a branch. Returns it as stored; writes (and records) nothing when the name is
     unchanged."""
     stored = _locked_branch(branch)
-    update_recorded(
-        stored,
-        changes,
-        allowed=BRANCH_EDITABLE,
-        action="branch.update",
-        team=stored.product.team,
-        actor=actor,
-    )
+    try:
+        with transaction.atomic():
+            update_recorded(
+                stored,
+                changes,
+                allowed=BRANCH_EDITABLE,
+                action="branch.update",
+                team=stored.product.team,
+                actor=actor,
+            )
+    except IntegrityError:
+        raise branch_name_taken() from None
     return stored
 
 
 @transaction.atomic
 def branch_delete(*, branch: Branch, actor: AuditActor | None = None) -> None:
-    """Delete a branch. Its releases protect it: delete those first."""
+    """Delete a branch. Its releases protect it (409): delete those first."""
     stored = _locked_branch(branch)
+    if Release.objects.filter(branch=stored).exists():
+        raise in_use("branch")
     result = snapshot(stored)
     stored.delete()
     log_action(

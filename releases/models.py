@@ -13,7 +13,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from teams.models import FixedFieldsModel, License, Team
+from teams.models import FixedFieldsModel, License, Team, unknown_creator
 
 
 class Product(FixedFieldsModel):
@@ -26,7 +26,14 @@ class Product(FixedFieldsModel):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="products")
     name = models.CharField(max_length=255)
     url = models.URLField(max_length=500, null=True, blank=True)
-    created_by_user_id = models.UUIDField(null=True, blank=True)
+    created_by_user_id = models.UUIDField(
+        default=unknown_creator,
+        editable=False,
+        help_text=(
+            "Who created it: the API key's id, or a stable id per operator "
+            "(teams.models.operator_creator_id)."
+        ),
+    )
     licenses = models.ManyToManyField(
         License,
         blank=True,

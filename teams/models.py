@@ -14,7 +14,24 @@ from django.utils import timezone
 
 DEFAULT_STORAGE_LIMIT_MB = 100
 DEFAULT_MAX_RELEASES_PER_PRODUCT = 100
+# Lukittu's default.
+DEFAULT_MAX_BRANCHES_PER_PRODUCT = 10
 MEGABYTE = 1024 * 1024
+
+
+# Ids of creators that are not API keys: uuid5 in this namespace of the operator's label.
+CREATOR_NAMESPACE = uuid.UUID("5d0c9a1e-6f3b-4c8e-9a71-2b4d8e6f0c13")
+UNKNOWN_CREATOR_LABEL = "operator:unknown"
+
+
+def operator_creator_id(label: str) -> uuid.UUID:
+    """A stable id for an operator (``operator:<username>``, ``operator:command-line``)."""
+    return uuid.uuid5(CREATOR_NAMESPACE, label)
+
+
+def unknown_creator() -> uuid.UUID:
+    """The creator of rows made before creators were recorded, or by code that names none."""
+    return operator_creator_id(UNKNOWN_CREATOR_LABEL)
 
 
 class Team(models.Model):
@@ -36,6 +53,10 @@ class Team(models.Model):
     max_releases_per_product = models.PositiveIntegerField(
         default=DEFAULT_MAX_RELEASES_PER_PRODUCT,
         help_text="How many releases each of the team's products may have.",
+    )
+    max_branches_per_product = models.PositiveIntegerField(
+        default=DEFAULT_MAX_BRANCHES_PER_PRODUCT,
+        help_text="How many branches each of the team's products may have.",
     )
     seat_timeout_minutes = models.PositiveIntegerField(
         null=True,

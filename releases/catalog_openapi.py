@@ -1,0 +1,361 @@
+"""The product and branch endpoints' part of the OpenAPI document: their schemas, JSON bodies,
+and each operation's error table in the order the service checks it."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+
+from lukittu.api import Code
+from lukittu.openapi import (
+    EXAMPLE_TIMESTAMP,
+    INTERNAL_ERROR,
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    ErrorCase,
+    add_errors,
+    envelope_schema,
+    path_parameter,
+    ref,
+    register,
+)
+from releases.openapi import (
+    EXAMPLE_BRANCH_ID,
+    EXAMPLE_PRODUCT_ID,
+    INVALID_TEAM_ID,
+    TEXT_255,
+    success_example,
+)
+from releases.serializers import MAX_PAGE, PAGE_SIZES, TEXT_PATTERN
+
+Schema = dict[str, Any]
+PRODUCTS = "Dev - Products"
+BRANCHES = "Dev - Branches"
+EXAMPLE_TEAM_ID = "123e4567-e89b-12d3-a456-426614174000"
+
+path_parameter(
+    "ProductIdPath", "productId", "The product's UUID, one of the team's.", EXAMPLE_PRODUCT_ID
+)
+path_parameter(
+    "BranchIdPath",
+    "branchId",
+    "The branch's UUID, of one of the team's products.",
+    EXAMPLE_BRANCH_ID,
+)
+
+BRANCH = register(
+    "schemas",
+    "BranchData",
+    {
+        "type": "object",
+        "properties": {
+            "id": ref("UUID"),
+            "name": {"type": "string"},
+            "productId": ref("UUID"),
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "name", "productId", "createdAt", "updatedAt"],
+    },
+)
+PRODUCT_BODY = register(
+    "schemas",
+    "ProductBody",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {**TEXT_255, "description": "Not blank"},
+            "url": {"type": "string", "format": "uri", "maxLength": 500, "nullable": True},
+        },
+        "required": ["name"],
+    },
+)
+BRANCH_BODY = register(
+    "schemas",
+    "BranchBody",
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"name": {**TEXT_255, "description": "Not blank; unique in the product"}},
+        "required": ["name"],
+    },
+)
+
+
+def page_of(name: str, item: Schema) -> Schema:
+    return envelope_schema(
+        {
+            "type": "object",
+            "properties": {
+                name: {"type": "array", "items": item},
+                "hasNextPage": {"type": "boolean"},
+                "totalResults": {"type": "integer", "minimum": 0},
+            },
+            "required": [name, "hasNextPage", "totalResults"],
+        }
+    )
+
+
+PRODUCT_EXAMPLE = {
+    "id": EXAMPLE_PRODUCT_ID,
+    "name": "My App",
+    "url": "https://example.com",
+    "teamId": EXAMPLE_TEAM_ID,
+    "createdByUserId": "0b5d3c43-6b6e-4a5b-9d1c-7e2f3a4b5c6d",
+    "createdAt": EXAMPLE_TIMESTAMP,
+    "updatedAt": EXAMPLE_TIMESTAMP,
+}
+BRANCH_EXAMPLE = {
+    "id": EXAMPLE_BRANCH_ID,
+    "name": "beta",
+    "productId": EXAMPLE_PRODUCT_ID,
+    "createdAt": EXAMPLE_TIMESTAMP,
+    "updatedAt": EXAMPLE_TIMESTAMP,
+}
+
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "search",
+        {"type": "string", "maxLength": 255, "pattern": TEXT_PATTERN},
+        description="Only names containing this text (case-insensitive)",
+    ),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, default=1),
+    OpenApiParameter("pageSize", {"type": "integer", "enum": list(PAGE_SIZES)}, default=25),
+]
+
+
+def one(schema: Schema, description: str, details: str, example: Schema) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=envelope_schema(schema),
+        description=description,
+        examples=[success_example(details, example)],
+    )
+
+
+def json_request(schema: Schema, example: Schema) -> Any:
+    return {"application/json": {"schema": schema, "example": example}}
+
+
+# --- Errors, in the order they are checked -----------------------------------------------------
+
+INVALID_PRODUCT_ID = ErrorCase(
+    400, Code.BAD_REQUEST, "Invalid productId", "`productId` is not a UUID"
+)
+INVALID_BRANCH_ID = ErrorCase(400, Code.BAD_REQUEST, "Invalid branchId", "`branchId` is not a UUID")
+PRODUCT_NOT_FOUND = ErrorCase(
+    404, Code.PRODUCT_NOT_FOUND, "Product not found", "not a product of the team"
+)
+BRANCH_NOT_FOUND = ErrorCase(
+    404, Code.RELEASE_NOT_FOUND, "Branch not found", "not a branch of the team's products"
+)
+BAD_QUERY = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid query parameter: <names>",
+    "a query parameter has a bad value, is repeated or is unknown",
+    data={"errors": [{"message": "Unknown parameter.", "path": ["sort"]}]},
+    example_details="Invalid query parameter: sort",
+)
+UNSUPPORTED = ErrorCase(
+    415,
+    Code.BAD_REQUEST,
+    "Unsupported media type",
+    "the body is not `application/json`",
+    data={
+        "errors": [
+            {"message": "Send a JSON object with Content-Type: application/json", "path": []}
+        ]
+    },
+)
+MALFORMED = ErrorCase(400, Code.BAD_REQUEST, "Malformed JSON body", "the body is not JSON")
+INVALID_BODY = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid request body",
+    "a field is missing, of the wrong type, too long, blank or unknown; `data.errors` has each",
+    data={"errors": [{"message": "This field is required.", "path": ["name"]}]},
+)
+NAME_TAKEN = ErrorCase(
+    409,
+    Code.BAD_REQUEST,
+    "The product already has a branch with this name",
+    "another branch of the product has the name",
+)
+TOO_MANY_BRANCHES = ErrorCase(
+    403,
+    Code.FORBIDDEN,
+    "Max branches per product reached",
+    "the product has the team's `max_branches_per_product` branches (10 by default)",
+)
+
+
+def in_use(what: str) -> ErrorCase:
+    return ErrorCase(
+        409,
+        Code.BAD_REQUEST,
+        f"The {what} has releases: delete or move them first, then the {what}",
+        f"the {what} still has releases",
+    )
+
+
+def _head(*ids: ErrorCase) -> list[ErrorCase]:
+    return [INVALID_TEAM_ID, *ids, UNAUTHORIZED, RATE_LIMITED]
+
+
+add_errors("listProducts", lambda: [*_head(), BAD_QUERY, INTERNAL_ERROR])
+add_errors(
+    "createProduct", lambda: [*_head(), UNSUPPORTED, MALFORMED, INVALID_BODY, INTERNAL_ERROR]
+)
+add_errors("getProduct", lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, INTERNAL_ERROR])
+add_errors(
+    "updateProduct",
+    lambda: [
+        *_head(INVALID_PRODUCT_ID),
+        PRODUCT_NOT_FOUND,
+        UNSUPPORTED,
+        MALFORMED,
+        INVALID_BODY,
+        INTERNAL_ERROR,
+    ],
+)
+add_errors(
+    "deleteProduct",
+    lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, in_use("product"), INTERNAL_ERROR],
+)
+add_errors(
+    "listBranches",
+    lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, BAD_QUERY, INTERNAL_ERROR],
+)
+add_errors(
+    "createBranch",
+    lambda: [
+        *_head(INVALID_PRODUCT_ID),
+        PRODUCT_NOT_FOUND,
+        UNSUPPORTED,
+        MALFORMED,
+        INVALID_BODY,
+        TOO_MANY_BRANCHES,
+        NAME_TAKEN,
+        INTERNAL_ERROR,
+    ],
+)
+add_errors("getBranch", lambda: [*_head(INVALID_BRANCH_ID), BRANCH_NOT_FOUND, INTERNAL_ERROR])
+add_errors(
+    "updateBranch",
+    lambda: [
+        *_head(INVALID_BRANCH_ID),
+        BRANCH_NOT_FOUND,
+        UNSUPPORTED,
+        MALFORMED,
+        INVALID_BODY,
+        NAME_TAKEN,
+        INTERNAL_ERROR,
+    ],
+)
+add_errors(
+    "deleteBranch",
+    lambda: [*_head(INVALID_BRANCH_ID), BRANCH_NOT_FOUND, in_use("branch"), INTERNAL_ERROR],
+)
+
+
+# --- Operations --------------------------------------------------------------------------------
+
+PRODUCT = ref("ProductData")
+
+list_products = extend_schema(
+    operation_id="listProducts",
+    summary="List Products",
+    description="The team's products by name, one page at a time.",
+    tags=[PRODUCTS],
+    parameters=LIST_PARAMETERS,
+    responses={
+        200: OpenApiResponse(
+            response=page_of("products", PRODUCT),
+            description="A page of products",
+            examples=[
+                success_example(
+                    "Products found",
+                    {"products": [PRODUCT_EXAMPLE], "hasNextPage": False, "totalResults": 1},
+                )
+            ],
+        )
+    },
+)
+create_product = extend_schema(
+    operation_id="createProduct",
+    summary="Create Product",
+    description="A new product of the team. `createdByUserId` is the API key's id.",
+    tags=[PRODUCTS],
+    request=json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
+    responses={201: one(PRODUCT, "The product created", "Product created", PRODUCT_EXAMPLE)},
+)
+get_product = extend_schema(
+    operation_id="getProduct",
+    summary="Get Product",
+    tags=[PRODUCTS],
+    responses={200: one(PRODUCT, "The product", "Product found", PRODUCT_EXAMPLE)},
+)
+update_product = extend_schema(
+    operation_id="updateProduct",
+    summary="Update Product",
+    description="Rename the product or change its URL (a missing `url` clears it).",
+    tags=[PRODUCTS],
+    request=json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
+    responses={200: one(PRODUCT, "The product as stored", "Product updated", PRODUCT_EXAMPLE)},
+)
+delete_product = extend_schema(
+    operation_id="deleteProduct",
+    summary="Delete Product",
+    description=(
+        "Delete a product with no releases, with its branches. The response is the product "
+        "as it was."
+    ),
+    tags=[PRODUCTS],
+    responses={200: one(PRODUCT, "The product as it was", "Product deleted", PRODUCT_EXAMPLE)},
+)
+list_branches = extend_schema(
+    operation_id="listBranches",
+    summary="List Branches",
+    description="The product's branches by name, one page at a time.",
+    tags=[BRANCHES],
+    parameters=LIST_PARAMETERS,
+    responses={
+        200: OpenApiResponse(
+            response=page_of("branches", BRANCH),
+            description="A page of branches",
+            examples=[
+                success_example(
+                    "Branches found",
+                    {"branches": [BRANCH_EXAMPLE], "hasNextPage": False, "totalResults": 1},
+                )
+            ],
+        )
+    },
+)
+create_branch = extend_schema(
+    operation_id="createBranch",
+    summary="Create Branch",
+    tags=[BRANCHES],
+    request=json_request(BRANCH_BODY, {"name": "beta"}),
+    responses={201: one(BRANCH, "The branch created", "Branch created", BRANCH_EXAMPLE)},
+)
+get_branch = extend_schema(
+    operation_id="getBranch",
+    summary="Get Branch",
+    tags=[BRANCHES],
+    responses={200: one(BRANCH, "The branch", "Branch found", BRANCH_EXAMPLE)},
+)
+update_branch = extend_schema(
+    operation_id="updateBranch",
+    summary="Rename Branch",
+    tags=[BRANCHES],
+    request=json_request(BRANCH_BODY, {"name": "beta"}),
+    responses={200: one(BRANCH, "The branch as stored", "Branch updated", BRANCH_EXAMPLE)},
+)
+delete_branch = extend_schema(
+    operation_id="deleteBranch",
+    summary="Delete Branch",
+    description="Delete a branch with no releases. The response is the branch as it was.",
+    tags=[BRANCHES],
+    responses={200: one(BRANCH, "The branch as it was", "Branch deleted", BRANCH_EXAMPLE)},
+)

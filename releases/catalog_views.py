@@ -1,0 +1,286 @@
+"""Products and branches in the Developer API: the same envelope, key, team scoping, rate
+limit and audit trail as releases. Bodies are JSON objects (there is no file to carry).
+
+- ``/teams/{teamId}/products``: list (GET), create (POST);
+- ``/teams/{teamId}/products/{productId}``: get, update (PUT), delete;
+- ``/teams/{teamId}/products/{productId}/branches``: list, create;
+- ``/teams/{teamId}/branches/{branchId}``: get, update (PUT), delete.
+
+A product or branch with releases cannot be deleted (409); a branch name is unique within its
+product (409); the team's ``max_branches_per_product`` caps branches (403).
+"""
+
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from rest_framework import exceptions, serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lukittu.api import ApiError, Code, iso_utc, success
+from releases import catalog
+from releases import catalog_openapi as openapi
+from releases.models import Branch, Product
+from releases.serializers import (
+    MAX_PAGE,
+    PAGE_SIZES,
+    ClosedSerializer,
+    StrictCharField,
+    StrictPageField,
+    error_list,
+)
+from releases.views import TeamApiView, actor_for
+from teams.services import AuditActor
+
+
+def product_payload(product: Product) -> dict[str, Any]:
+    """The seed's ``ProductData``."""
+    return {
+        "id": str(product.id),
+        "name": product.name,
+        "url": product.url,
+        "teamId": str(product.team_id),
+        "createdByUserId": str(product.created_by_user_id),
+        "createdAt": iso_utc(product.created_at),
+        "updatedAt": iso_utc(product.updated_at),
+    }
+
+
+def branch_payload(branch: Branch) -> dict[str, Any]:
+    return {
+        "id": str(branch.id),
+        "name": branch.name,
+        "productId": str(branch.product_id),
+        "createdAt": iso_utc(branch.created_at),
+        "updatedAt": iso_utc(branch.updated_at),
+    }
+
+
+# --- Bodies and queries ------------------------------------------------------------------------
+
+
+class ProductBodySerializer(ClosedSerializer):
+    name = StrictCharField(min_length=1, max_length=255)
+    url = serializers.URLField(max_length=500, required=False, allow_null=True)
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Must not be blank.")
+        return value
+
+
+class BranchBodySerializer(ClosedSerializer):
+    name = StrictCharField(min_length=1, max_length=255)
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Must not be blank.")
+        return value
+
+
+class CatalogListQuerySerializer(serializers.Serializer):
+    page = StrictPageField(min_value=1, max_value=MAX_PAGE, default=1)
+    pageSize = serializers.ChoiceField(choices=PAGE_SIZES, default=25)
+    search = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+
+JSON_HINT = "Send a JSON object with Content-Type: application/json"
+
+
+def invalid_body(errors: list[dict[str, Any]]) -> ApiError:
+    return ApiError(400, Code.BAD_REQUEST, "Invalid request body", data={"errors": errors})
+
+
+def json_body(request: Request, serializer_class: type[ClosedSerializer]) -> dict[str, Any]:
+    """The validated JSON object of a create or update."""
+    try:
+        data = request.data
+    except exceptions.UnsupportedMediaType:
+        raise ApiError(
+            415,
+            Code.BAD_REQUEST,
+            "Unsupported media type",
+            data={"errors": [{"message": JSON_HINT, "path": []}]},
+        ) from None
+    except exceptions.ParseError:
+        raise ApiError(400, Code.BAD_REQUEST, "Malformed JSON body") from None
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise invalid_body(error_list(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+def list_query(request: Request) -> dict[str, Any]:
+    params = request.query_params
+    known = CatalogListQuerySerializer().fields
+    serializer = CatalogListQuerySerializer(
+        data={name: params[name] for name in params if name in known}
+    )
+    errors = [] if serializer.is_valid() else error_list(serializer.errors)
+    errors += [
+        {"message": "Give this parameter once.", "path": [name]}
+        for name in known
+        if len(params.getlist(name)) > 1
+    ]
+    errors += [
+        {"message": "Unknown parameter.", "path": [name]} for name in params if name not in known
+    ]
+    if errors:
+        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
+        raise ApiError(
+            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
+        )
+    return serializer.validated_data
+
+
+def page_of(queryset: QuerySet, query: dict[str, Any]) -> tuple[list[Any], int, bool]:
+    paginator = Paginator(queryset, query["pageSize"])
+    page = paginator.get_page(query["page"]) if paginator.count else None
+    items = list(page.object_list) if page and page.number == query["page"] else []
+    return items, paginator.count, query["page"] < paginator.num_pages
+
+
+# --- Lookups inside the key's team -------------------------------------------------------------
+
+
+def product_in_team(request: Request, product_id: Any) -> Product:
+    product = Product.objects.filter(pk=product_id, team=request.auth.team).first()
+    if product is None:
+        raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
+    return product
+
+
+def branch_in_team(request: Request, branch_id: Any) -> Branch:
+    branch = Branch.objects.filter(pk=branch_id, product__team=request.auth.team).first()
+    if branch is None:
+        raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
+    return branch
+
+
+def audit_actor(request: Request) -> AuditActor:
+    actor = actor_for(request)
+    return AuditActor(
+        label=actor.label,
+        api_key=actor.api_key,
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent,
+    )
+
+
+class JsonApiView(TeamApiView):
+    parser_classes = [JSONParser]
+
+
+# --- Views -------------------------------------------------------------------------------------
+
+
+class ProductListView(JsonApiView):
+    @openapi.list_products
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        query = list_query(request)
+        products = Product.objects.filter(team=request.auth.team).order_by("name", "id")
+        if query.get("search", "").strip():
+            products = products.filter(Q(name__icontains=query["search"].strip()))
+        items, total, has_next = page_of(products, query)
+        return success(
+            {
+                "products": [product_payload(product) for product in items],
+                "hasNextPage": has_next,
+                "totalResults": total,
+            },
+            details="Products found",
+        )
+
+    @openapi.create_product
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        body = json_body(request, ProductBodySerializer)
+        product = catalog.product_create(
+            team=request.auth.team,
+            name=body["name"],
+            url=body.get("url"),
+            actor=audit_actor(request),
+        )
+        return success(product_payload(product), details="Product created", status=201)
+
+
+class ProductDetailView(JsonApiView):
+    path_ids = {"teamId": "team_id", "productId": "product_id"}
+
+    @openapi.get_product
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        product = product_in_team(request, self.product_id)
+        return success(product_payload(product), details="Product found")
+
+    @openapi.update_product
+    def put(self, request: Request, **kwargs: Any) -> Response:
+        product = product_in_team(request, self.product_id)
+        body = json_body(request, ProductBodySerializer)
+        changes = {"name": body["name"], "url": body.get("url")}
+        updated = catalog.product_update(
+            product=product, changes=changes, actor=audit_actor(request)
+        )
+        return success(product_payload(updated), details="Product updated")
+
+    @openapi.delete_product
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        product = product_in_team(request, self.product_id)
+        payload = product_payload(product)
+        catalog.product_delete(product=product, actor=audit_actor(request))
+        return success(payload, details="Product deleted")
+
+
+class BranchListView(JsonApiView):
+    path_ids = {"teamId": "team_id", "productId": "product_id"}
+
+    @openapi.list_branches
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        product = product_in_team(request, self.product_id)
+        query = list_query(request)
+        branches = Branch.objects.filter(product=product).order_by("name", "id")
+        if query.get("search", "").strip():
+            branches = branches.filter(name__icontains=query["search"].strip())
+        items, total, has_next = page_of(branches, query)
+        return success(
+            {
+                "branches": [branch_payload(branch) for branch in items],
+                "hasNextPage": has_next,
+                "totalResults": total,
+            },
+            details="Branches found",
+        )
+
+    @openapi.create_branch
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        product = product_in_team(request, self.product_id)
+        body = json_body(request, BranchBodySerializer)
+        branch = catalog.branch_create(
+            product=product, name=body["name"], actor=audit_actor(request)
+        )
+        return success(branch_payload(branch), details="Branch created", status=201)
+
+
+class BranchDetailView(JsonApiView):
+    path_ids = {"teamId": "team_id", "branchId": "branch_id"}
+
+    @openapi.get_branch
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        branch = branch_in_team(request, self.branch_id)
+        return success(branch_payload(branch), details="Branch found")
+
+    @openapi.update_branch
+    def put(self, request: Request, **kwargs: Any) -> Response:
+        branch = branch_in_team(request, self.branch_id)
+        body = json_body(request, BranchBodySerializer)
+        updated = catalog.branch_update(
+            branch=branch, changes={"name": body["name"]}, actor=audit_actor(request)
+        )
+        return success(branch_payload(updated), details="Branch updated")
+
+    @openapi.delete_branch
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        branch = branch_in_team(request, self.branch_id)
+        payload = branch_payload(branch)
+        catalog.branch_delete(branch=branch, actor=audit_actor(request))
+        return success(payload, details="Branch deleted")
