@@ -110,8 +110,10 @@ class ApiError(exceptions.APIException):
         return f"ApiError({self.status_code}, {self.error_code}, {self.details!r})"
 
 
-def success(data: Any, *, details: str, status: int = 200) -> Response:
-    return Response(envelope(data, details=details), status=status)
+def success(
+    data: Any, *, details: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(envelope(data, details=details), status=status, headers=headers)
 
 
 def error_body(error: ApiError) -> dict[str, Any]:

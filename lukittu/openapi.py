@@ -6,7 +6,9 @@ drf-spectacular reads the views; the response and request shapes are plain OpenA
 names and referenced with ``ref()``. ``postprocess`` adds them to the document, turns the
 path parameters into the seed's ``TeamId``/``ReleaseIdPath`` references, and gives every
 Developer API operation the same error responses and rate-limit headers, because every one
-of them answers that way (``TeamApiView``).
+of them answers that way (``TeamApiView``). Public operations (``public_operation``: the Client
+API, whose credential is a license key in the query) get ``security: []`` and the catch-all
+error responses instead.
 
 Each operation's errors are a table of ``ErrorCase`` rows in the order the service checks
 them (``add_errors``): ``postprocess`` turns it into one response per status, whose
@@ -14,6 +16,7 @@ description lists that status's rows in order and whose ``examples`` hold each d
 as the client receives it, and appends the whole table to the operation's description.
 """
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +35,15 @@ COMPONENTS: dict[str, dict[str, Schema]] = {
 }
 # Path parameter name -> the component (under ``parameters``) that describes it.
 PATH_PARAMETERS: dict[str, str] = {}
+# operationId -> path parameter name -> its component, where it differs from PATH_PARAMETERS'.
+OPERATION_PATH_PARAMETERS: dict[str, dict[str, str]] = {}
 # operationId -> status -> OpenAPI links of that response.
 LINKS: dict[str, dict[str, Schema]] = {}
+# operationId -> status -> the whole response, for what drf-spectacular cannot say (a binary
+# body with headers, a redirect).
+RESPONSES: dict[str, dict[str, Schema]] = {}
+# Operations that need no credential in a header: ``security: []``.
+PUBLIC_OPERATIONS: set[str] = set()
 # The time shown in every example envelope.
 EXAMPLE_TIMESTAMP = "2023-09-15T14:35:00.000Z"
 
@@ -98,8 +108,28 @@ def add_links(operation_id: str, status: str, links: Schema) -> None:
     LINKS.setdefault(operation_id, {})[status] = links
 
 
-def path_parameter(component: str, name: str, description: str, example: str) -> Schema:
-    PATH_PARAMETERS[name] = component
+def add_responses(operation_id: str, responses: dict[str, Schema]) -> None:
+    RESPONSES.setdefault(operation_id, {}).update(responses)
+
+
+def public_operation(operation_id: str) -> None:
+    PUBLIC_OPERATIONS.add(operation_id)
+
+
+def path_parameter(
+    component: str,
+    name: str,
+    description: str,
+    example: str,
+    operations: tuple[str, ...] = (),
+) -> Schema:
+    """A path parameter's component: for ``operations`` only when given (the Client API's
+    ``teamId`` is not an API key's team), else for every parameter of that name."""
+    if operations:
+        for operation_id in operations:
+            OPERATION_PATH_PARAMETERS.setdefault(operation_id, {})[name] = component
+    else:
+        PATH_PARAMETERS[name] = component
     return register(
         "parameters",
         component,
@@ -299,6 +329,41 @@ INTERNAL_ERROR = ErrorCase.of(
     internal_error(), "anything unexpected, including a database commit whose answer was lost"
 )
 # 401 and 429 are the same for every operation: shared components (below).
+# Conditional and idempotent writes (lukittu/conditions.py), in the order they are checked.
+IDEMPOTENCY_ERRORS = (
+    ErrorCase(
+        400,
+        Code.BAD_REQUEST,
+        'Malformed If-Match: send "<etag>" as received',
+        "`If-Match` is neither `*` nor a list of quoted entity tags",
+    ),
+    ErrorCase(
+        400,
+        Code.BAD_REQUEST,
+        "Idempotency-Key must be 1 to 255 printable ASCII characters",
+        "a malformed `Idempotency-Key`",
+    ),
+    ErrorCase(
+        422,
+        Code.BAD_REQUEST,
+        "This Idempotency-Key was already used with a different request",
+        "the key was used in the last 24 hours (same API key, method and path) with other "
+        "`data` or another file",
+    ),
+    ErrorCase(
+        409,
+        Code.BAD_REQUEST,
+        "A request with this Idempotency-Key is still being processed",
+        "the first request with the key has not finished; retry after `Retry-After` seconds",
+    ),
+)
+PRECONDITION_FAILED = ErrorCase(
+    412,
+    Code.BAD_REQUEST,
+    "Precondition failed: the resource has changed; GET it again for its current ETag",
+    "`If-Match` names none of the current ETag (sent in the `ETag` header)",
+)
+
 SHARED_ERROR_CASES = {401: UNAUTHORIZED, 429: RATE_LIMITED}
 
 
@@ -376,15 +441,17 @@ DEV_API_ERROR_RESPONSES = {
 
 def error_responses(cases: list[ErrorCase]) -> dict[str, Schema]:
     """One response per status of ``cases``, ascending: its rows in order in the description,
-    an example of each distinct error. 401 and 429 are the shared components."""
+    an example of each distinct error. The Developer API's 401 and 429 are the shared
+    components (the Client API's 429s are rows of their own, without rate-limit headers)."""
     by_status: dict[int, list[ErrorCase]] = {}
     for case in cases:
         by_status.setdefault(case.status, []).append(case)
     responses: dict[str, Schema] = {}
     for status in sorted(by_status):
         rows = by_status[status]
-        if status in SHARED_ERROR_RESPONSES:
-            if rows != [SHARED_ERROR_CASES[status]]:
+        shared = SHARED_ERROR_CASES.get(status)
+        if shared is not None and shared in rows:
+            if rows != [shared]:
                 raise ValueError(f"{status} is a shared response: its row is the shared one")
             responses[str(status)] = SHARED_ERROR_RESPONSES[status]
             continue
@@ -444,6 +511,16 @@ def _with_dev_api_responses(operation: Schema) -> None:
         responses.setdefault(status, response)
 
 
+def _path_parameter_ref(operation_id: str, parameter: Schema) -> Schema:
+    """The reference to a path parameter's component, or the parameter as it is."""
+    if parameter.get("in") != "path":
+        return parameter
+    name = parameter.get("name", "")
+    component = OPERATION_PATH_PARAMETERS.get(operation_id, {}).get(name)
+    component = component or PATH_PARAMETERS.get(name)
+    return ref(component, "parameters") if component else parameter
+
+
 def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """drf-spectacular postprocessing hook (see the module's docstring)."""
     components = result.setdefault("components", {})
@@ -451,16 +528,15 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
         components.setdefault(kind, {}).update(definitions)
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
-            parameters = operation.get("parameters", [])
+            operation_id = operation.get("operationId", "")
             operation["parameters"] = [
-                ref(PATH_PARAMETERS[parameter["name"]], "parameters")
-                if parameter.get("in") == "path" and parameter.get("name") in PATH_PARAMETERS
-                else parameter
-                for parameter in parameters
+                _path_parameter_ref(operation_id, parameter)
+                for parameter in operation.get("parameters", [])
             ]
             if not operation["parameters"]:
                 del operation["parameters"]
-            operation_id = operation.get("operationId", "")
+            # A copy: the document is made again for every request for it.
+            operation["responses"].update(copy.deepcopy(RESPONSES.get(operation_id, {})))
             for status, links in LINKS.get(operation_id, {}).items():
                 operation["responses"][status]["links"] = links
             if operation_id in ERROR_TABLES:
@@ -477,4 +553,12 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
                 body["required"] = True  # drf-spectacular cannot tell for a plain schema
             if any("bearerAuth" in requirement for requirement in operation.get("security", [])):
                 _with_dev_api_responses(operation)
+            if operation_id in PUBLIC_OPERATIONS:
+                # Stated rather than left out, so no global default could apply.
+                operation["security"] = []
+                for status, response in operation["responses"].items():
+                    if status.startswith(("2", "3")):
+                        response.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
+                for status in ("4XX", "5XX"):
+                    operation["responses"].setdefault(status, ref("StandardError", "responses"))
     return result

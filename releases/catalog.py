@@ -11,7 +11,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from lukittu.api import ApiError, Code
+from lukittu.api import ApiError, Code, iso_utc
+from lukittu.conditions import NO_CONDITIONS, Conditions
 from releases.models import Branch, Product, Release
 from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import AuditActor, log_action, snapshot, update_recorded
@@ -32,6 +33,29 @@ def _locked_branch(branch: Branch) -> Branch:
         .select_related("product__team")
         .get(pk=branch.pk)
     )
+
+
+def product_payload(product: Product) -> dict[str, Any]:
+    """The seed's ``ProductData``."""
+    return {
+        "id": str(product.id),
+        "name": product.name,
+        "url": product.url,
+        "teamId": str(product.team_id),
+        "createdByUserId": str(product.created_by_user_id),
+        "createdAt": iso_utc(product.created_at),
+        "updatedAt": iso_utc(product.updated_at),
+    }
+
+
+def branch_payload(branch: Branch) -> dict[str, Any]:
+    return {
+        "id": str(branch.id),
+        "name": branch.name,
+        "productId": str(branch.product_id),
+        "createdAt": iso_utc(branch.created_at),
+        "updatedAt": iso_utc(branch.updated_at),
+    }
 
 
 def creator_id(actor: AuditActor | None) -> uuid.UUID:
@@ -75,11 +99,16 @@ def product_create(
 
 @transaction.atomic
 def product_update(
-    *, product: Product, changes: Mapping[str, Any], actor: AuditActor | None = None
+    *,
+    product: Product,
+    changes: Mapping[str, Any],
+    actor: AuditActor | None = None,
+    conditions: Conditions = NO_CONDITIONS,
 ) -> Product:
     """Rename a product or change its URL. Returns it as stored; writes (and records) nothing
     when no value differs."""
     stored = _locked_product(product)
+    conditions.check_current(lambda: product_payload(stored))
     update_recorded(
         stored,
         changes,
@@ -92,9 +121,12 @@ def product_update(
 
 
 @transaction.atomic
-def product_delete(*, product: Product, actor: AuditActor | None = None) -> None:
+def product_delete(
+    *, product: Product, actor: AuditActor | None = None, conditions: Conditions = NO_CONDITIONS
+) -> None:
     """Delete a product and its branches. Its releases protect it (409): delete those first."""
     stored = _locked_product(product)
+    conditions.check_current(lambda: product_payload(stored))
     if Release.objects.filter(product=stored).exists():
         raise in_use("product")
     result = snapshot(stored)
@@ -139,11 +171,16 @@ def branch_create(*, product: Product, name: str, actor: AuditActor | None = Non
 
 @transaction.atomic
 def branch_update(
-    *, branch: Branch, changes: Mapping[str, Any], actor: AuditActor | None = None
+    *,
+    branch: Branch,
+    changes: Mapping[str, Any],
+    actor: AuditActor | None = None,
+    conditions: Conditions = NO_CONDITIONS,
 ) -> Branch:
     """Rename a branch. Returns it as stored; writes (and records) nothing when the name is
     unchanged."""
     stored = _locked_branch(branch)
+    conditions.check_current(lambda: branch_payload(stored))
     try:
         with transaction.atomic():
             update_recorded(
@@ -160,9 +197,12 @@ def branch_update(
 
 
 @transaction.atomic
-def branch_delete(*, branch: Branch, actor: AuditActor | None = None) -> None:
+def branch_delete(
+    *, branch: Branch, actor: AuditActor | None = None, conditions: Conditions = NO_CONDITIONS
+) -> None:
     """Delete a branch. Its releases protect it (409): delete those first."""
     stored = _locked_branch(branch)
+    conditions.check_current(lambda: branch_payload(stored))
     if Release.objects.filter(branch=stored).exists():
         raise in_use("branch")
     result = snapshot(stored)

@@ -8,7 +8,9 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from lukittu.api import Code
 from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
+    IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
     ErrorCase,
@@ -189,6 +191,9 @@ TOO_MANY_BRANCHES = ErrorCase(
 )
 
 
+BODY_ERRORS = (UNSUPPORTED, MALFORMED, INVALID_BODY)
+
+
 def in_use(what: str) -> ErrorCase:
     return ErrorCase(
         409,
@@ -203,24 +208,29 @@ def _head(*ids: ErrorCase) -> list[ErrorCase]:
 
 
 add_errors("listProducts", lambda: [*_head(), BAD_QUERY, INTERNAL_ERROR])
-add_errors(
-    "createProduct", lambda: [*_head(), UNSUPPORTED, MALFORMED, INVALID_BODY, INTERNAL_ERROR]
-)
+add_errors("createProduct", lambda: [*_head(), *BODY_ERRORS, *IDEMPOTENCY_ERRORS, INTERNAL_ERROR])
 add_errors("getProduct", lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, INTERNAL_ERROR])
 add_errors(
     "updateProduct",
     lambda: [
         *_head(INVALID_PRODUCT_ID),
+        *BODY_ERRORS,
+        *IDEMPOTENCY_ERRORS,
         PRODUCT_NOT_FOUND,
-        UNSUPPORTED,
-        MALFORMED,
-        INVALID_BODY,
+        PRECONDITION_FAILED,
         INTERNAL_ERROR,
     ],
 )
 add_errors(
     "deleteProduct",
-    lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, in_use("product"), INTERNAL_ERROR],
+    lambda: [
+        *_head(INVALID_PRODUCT_ID),
+        *IDEMPOTENCY_ERRORS,
+        PRODUCT_NOT_FOUND,
+        PRECONDITION_FAILED,
+        in_use("product"),
+        INTERNAL_ERROR,
+    ],
 )
 add_errors(
     "listBranches",
@@ -230,10 +240,9 @@ add_errors(
     "createBranch",
     lambda: [
         *_head(INVALID_PRODUCT_ID),
+        *BODY_ERRORS,
+        *IDEMPOTENCY_ERRORS,
         PRODUCT_NOT_FOUND,
-        UNSUPPORTED,
-        MALFORMED,
-        INVALID_BODY,
         TOO_MANY_BRANCHES,
         NAME_TAKEN,
         INTERNAL_ERROR,
@@ -244,17 +253,24 @@ add_errors(
     "updateBranch",
     lambda: [
         *_head(INVALID_BRANCH_ID),
+        *BODY_ERRORS,
+        *IDEMPOTENCY_ERRORS,
         BRANCH_NOT_FOUND,
-        UNSUPPORTED,
-        MALFORMED,
-        INVALID_BODY,
+        PRECONDITION_FAILED,
         NAME_TAKEN,
         INTERNAL_ERROR,
     ],
 )
 add_errors(
     "deleteBranch",
-    lambda: [*_head(INVALID_BRANCH_ID), BRANCH_NOT_FOUND, in_use("branch"), INTERNAL_ERROR],
+    lambda: [
+        *_head(INVALID_BRANCH_ID),
+        *IDEMPOTENCY_ERRORS,
+        BRANCH_NOT_FOUND,
+        PRECONDITION_FAILED,
+        in_use("branch"),
+        INTERNAL_ERROR,
+    ],
 )
 
 

@@ -13,15 +13,25 @@ product (409); the team's ``max_branches_per_product`` caps branches (403).
 from typing import Any
 
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from rest_framework import exceptions, serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lukittu.api import ApiError, Code, iso_utc, success
+from lukittu.api import ApiError, Code, success
+from lukittu.conditions import (
+    Conditions,
+    etag_of,
+    fingerprint,
+    if_none_match,
+    not_modified,
+    run_write,
+)
 from releases import catalog
 from releases import catalog_openapi as openapi
+from releases.catalog import branch_payload, product_payload
 from releases.models import Branch, Product
 from releases.serializers import (
     MAX_PAGE,
@@ -33,30 +43,6 @@ from releases.serializers import (
 )
 from releases.views import TeamApiView, actor_for
 from teams.services import AuditActor
-
-
-def product_payload(product: Product) -> dict[str, Any]:
-    """The seed's ``ProductData``."""
-    return {
-        "id": str(product.id),
-        "name": product.name,
-        "url": product.url,
-        "teamId": str(product.team_id),
-        "createdByUserId": str(product.created_by_user_id),
-        "createdAt": iso_utc(product.created_at),
-        "updatedAt": iso_utc(product.updated_at),
-    }
-
-
-def branch_payload(branch: Branch) -> dict[str, Any]:
-    return {
-        "id": str(branch.id),
-        "name": branch.name,
-        "productId": str(branch.product_id),
-        "createdAt": iso_utc(branch.created_at),
-        "updatedAt": iso_utc(branch.updated_at),
-    }
-
 
 # --- Bodies and queries ------------------------------------------------------------------------
 
@@ -176,6 +162,14 @@ class JsonApiView(TeamApiView):
 # --- Views -------------------------------------------------------------------------------------
 
 
+def read(request: Request, payload: dict[str, Any], details: str) -> Response:
+    """A GET's answer with its ETag, or 304 when the client's copy is current."""
+    etag = etag_of(payload)
+    if if_none_match(request, etag):
+        return not_modified(etag)
+    return success(payload, details=details, headers={"ETag": etag})
+
+
 class ProductListView(JsonApiView):
     @openapi.list_products
     def get(self, request: Request, **kwargs: Any) -> Response:
@@ -196,13 +190,18 @@ class ProductListView(JsonApiView):
     @openapi.create_product
     def post(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, ProductBodySerializer)
-        product = catalog.product_create(
-            team=request.auth.team,
-            name=body["name"],
-            url=body.get("url"),
-            actor=audit_actor(request),
-        )
-        return success(product_payload(product), details="Product created", status=201)
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            product = catalog.product_create(
+                team=request.auth.team,
+                name=body["name"],
+                url=body.get("url"),
+                actor=audit_actor(request),
+            )
+            conditions.record(201, product_payload(product), "Product created")
+
+        return run_write(request, fingerprint(body), write)
 
 
 class ProductDetailView(JsonApiView):
@@ -211,24 +210,35 @@ class ProductDetailView(JsonApiView):
     @openapi.get_product
     def get(self, request: Request, **kwargs: Any) -> Response:
         product = product_in_team(request, self.product_id)
-        return success(product_payload(product), details="Product found")
+        return read(request, product_payload(product), "Product found")
 
     @openapi.update_product
     def put(self, request: Request, **kwargs: Any) -> Response:
-        product = product_in_team(request, self.product_id)
         body = json_body(request, ProductBodySerializer)
         changes = {"name": body["name"], "url": body.get("url")}
-        updated = catalog.product_update(
-            product=product, changes=changes, actor=audit_actor(request)
-        )
-        return success(product_payload(updated), details="Product updated")
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            product = product_in_team(request, self.product_id)
+            updated = catalog.product_update(
+                product=product, changes=changes, actor=audit_actor(request), conditions=conditions
+            )
+            conditions.record(200, product_payload(updated), "Product updated")
+
+        return run_write(request, fingerprint(body), write)
 
     @openapi.delete_product
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        product = product_in_team(request, self.product_id)
-        payload = product_payload(product)
-        catalog.product_delete(product=product, actor=audit_actor(request))
-        return success(payload, details="Product deleted")
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            product = product_in_team(request, self.product_id)
+            payload = product_payload(product)
+            catalog.product_delete(
+                product=product, actor=audit_actor(request), conditions=conditions
+            )
+            conditions.record(200, payload, "Product deleted")
+
+        return run_write(request, fingerprint(None), write)
 
 
 class BranchListView(JsonApiView):
@@ -253,12 +263,17 @@ class BranchListView(JsonApiView):
 
     @openapi.create_branch
     def post(self, request: Request, **kwargs: Any) -> Response:
-        product = product_in_team(request, self.product_id)
         body = json_body(request, BranchBodySerializer)
-        branch = catalog.branch_create(
-            product=product, name=body["name"], actor=audit_actor(request)
-        )
-        return success(branch_payload(branch), details="Branch created", status=201)
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            product = product_in_team(request, self.product_id)
+            branch = catalog.branch_create(
+                product=product, name=body["name"], actor=audit_actor(request)
+            )
+            conditions.record(201, branch_payload(branch), "Branch created")
+
+        return run_write(request, fingerprint(body), write)
 
 
 class BranchDetailView(JsonApiView):
@@ -267,20 +282,32 @@ class BranchDetailView(JsonApiView):
     @openapi.get_branch
     def get(self, request: Request, **kwargs: Any) -> Response:
         branch = branch_in_team(request, self.branch_id)
-        return success(branch_payload(branch), details="Branch found")
+        return read(request, branch_payload(branch), "Branch found")
 
     @openapi.update_branch
     def put(self, request: Request, **kwargs: Any) -> Response:
-        branch = branch_in_team(request, self.branch_id)
         body = json_body(request, BranchBodySerializer)
-        updated = catalog.branch_update(
-            branch=branch, changes={"name": body["name"]}, actor=audit_actor(request)
-        )
-        return success(branch_payload(updated), details="Branch updated")
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            branch = branch_in_team(request, self.branch_id)
+            updated = catalog.branch_update(
+                branch=branch,
+                changes={"name": body["name"]},
+                actor=audit_actor(request),
+                conditions=conditions,
+            )
+            conditions.record(200, branch_payload(updated), "Branch updated")
+
+        return run_write(request, fingerprint(body), write)
 
     @openapi.delete_branch
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        branch = branch_in_team(request, self.branch_id)
-        payload = branch_payload(branch)
-        catalog.branch_delete(branch=branch, actor=audit_actor(request))
-        return success(payload, details="Branch deleted")
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            branch = branch_in_team(request, self.branch_id)
+            payload = branch_payload(branch)
+            catalog.branch_delete(branch=branch, actor=audit_actor(request), conditions=conditions)
+            conditions.record(200, payload, "Branch deleted")
+
+        return run_write(request, fingerprint(None), write)

@@ -349,3 +349,37 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type} {self.target_id}"
+
+
+class IdempotencyKey(models.Model):
+    """A write sent with an ``Idempotency-Key`` header, scoped to the API key, the method and
+    the path (``lukittu.conditions``). Claimed in its own short transaction before the write
+    runs; its answer is stored in the write's own transaction, so a committed write always
+    has its answer here and a rolled-back one never does. Kept for 24 hours
+    (``manage.py purge_idempotency_keys``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=512)
+    fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 over the request's data and its file's SHA-256."
+    )
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Empty while the first request is still running."
+    )
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "key", "method", "path"], name="idempotency_key_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}]"

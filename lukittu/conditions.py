@@ -1,0 +1,262 @@
+"""Conditional and idempotent writes for the Developer API.
+
+**ETags.** A release's, product's or branch's ETag is a digest of its representation without
+``updatedAt``, so a retried identical update (which only moves ``updatedAt``) keeps the ETag
+its client holds. GET, POST and PUT answer with it; GET honours ``If-None-Match`` (304); PUT
+and DELETE honour ``If-Match`` (412 with the current ETag), checked by the write itself under
+the lock it writes under, so nothing can change between the check and the write.
+
+**Idempotency-Key** (after Stripe and the IETF httpapi draft), on POST, PUT and DELETE:
+
+1. ``begin`` claims the key (scoped to the API key, the method and the path) in its own short
+   transaction, with a fingerprint of the request (its ``data`` and its file's SHA-256). A key
+   already answered replays that answer (``Idempotent-Replayed: true``); the same key with a
+   different request is 422; a key whose first request is still running is 409 with
+   ``Retry-After``.
+2. The write stores its answer on the claim **in its own transaction** (``record``), so a
+   committed write always has its answer stored and a rolled-back one never has.
+3. A write refused with a 4xx rolled back: the claim is dropped and a retry runs afresh. Any
+   other failure leaves the claim; since an answer is stored with every commit, a claim still
+   without an answer once ``IDEMPOTENCY_STALE_SECONDS`` have passed belongs to a request that
+   died without committing, and the next request with the key takes it over.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lukittu.api import ApiError, Code, envelope
+from teams.models import ApiKey, IdempotencyKey
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# Printable ASCII, 1 to 255 characters (RFC 9110 field values, without controls).
+_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+_ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+STORED_HEADERS = ("ETag",)
+
+
+def etag_of(payload: dict[str, Any]) -> str:
+    stable = {name: value for name, value in payload.items() if name != "updatedAt"}
+    text = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
+    return f'"{hashlib.sha256(text.encode()).hexdigest()[:32]}"'
+
+
+def _entity_tags(header: str) -> list[tuple[bool, str]] | None:
+    """``[(weak, tag)]`` of a list of entity tags; None for ``*``; [] when malformed."""
+    if header.strip() == "*":
+        return None
+    tags, position = [], 0
+    while position < len(header):
+        match = _ETAG.match(header, position)
+        if match is None:
+            return []
+        tags.append((bool(match.group(1)), match.group(2)))
+        position = match.end()
+    return tags
+
+
+def if_none_match(request: Request, etag: str) -> bool:
+    """True when the client's copy is current (weak comparison, RFC 9110 13.1.2)."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False
+    tags = _entity_tags(header)
+    return tags is None or any(tag == etag for _, tag in tags)
+
+
+def not_modified(etag: str) -> Response:
+    return Response(status=304, headers={"ETag": etag})
+
+
+def precondition_failed(current: str | None) -> ApiError:
+    return ApiError(
+        412,
+        Code.BAD_REQUEST,
+        "Precondition failed: the resource has changed; GET it again for its current ETag",
+        headers={"ETag": current} if current else {},
+    )
+
+
+def idempotency_stale_after() -> timedelta:
+    return timedelta(seconds=getattr(settings, "IDEMPOTENCY_STALE_SECONDS", 300))
+
+
+def fingerprint(data: Any, file_sha256: str | None = None) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{text}\n{file_sha256 or '-'}".encode()).hexdigest()
+
+
+@dataclass
+class Conditions:
+    """What a write must honour: the ``If-Match`` tags (None: no condition) and the
+    idempotency claim (None: no key). Passed to the write, which calls ``check_current``
+    under its lock and ``record`` inside its transaction."""
+
+    if_match: list[tuple[bool, str]] | None = None
+    any_match: bool = False
+    claim: IdempotencyKey | None = None
+    replay: Response | None = None
+    answered: dict[str, Any] | None = field(default=None)
+
+    def check_current(self, current: Callable[[], dict[str, Any] | None]) -> None:
+        """412 unless the resource's current ETag is one the client named (strong
+        comparison: a weak tag never matches)."""
+        if self.if_match is None and not self.any_match:
+            return
+        payload = current()
+        etag = etag_of(payload) if payload is not None else None
+        if self.any_match:
+            if etag is None:
+                raise precondition_failed(None)
+            return
+        if etag is None or not any(not weak and tag == etag for weak, tag in self.if_match or []):
+            raise precondition_failed(etag)
+
+    def record(self, status: int, payload: dict[str, Any], details: str) -> None:
+        """The answer, stored on the claim in the caller's (the write's) transaction."""
+        body = envelope(payload, details=details)
+        headers = {"ETag": etag_of(payload)}
+        self.answered = {"status": status, "body": body, "headers": headers}
+        if self.claim is None:
+            return
+        IdempotencyKey.objects.filter(pk=self.claim.pk).update(
+            status_code=status,
+            response_body=body,
+            response_headers=headers,
+            completed_at=timezone.now(),
+        )
+
+    def respond(self) -> Response:
+        """The answer ``record`` made, exactly as stored."""
+        assert self.answered is not None, "the write did not record its answer"
+        return Response(
+            self.answered["body"], status=self.answered["status"], headers=self.answered["headers"]
+        )
+
+    def release(self) -> None:
+        """Drop the claim of a write that was refused (and so rolled back)."""
+        if self.claim is not None:
+            IdempotencyKey.objects.filter(pk=self.claim.pk, status_code__isnull=True).delete()
+
+
+NO_CONDITIONS = Conditions()
+
+
+def _if_match(request: Request) -> tuple[list[tuple[bool, str]] | None, bool]:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None, False
+    tags = _entity_tags(header)
+    if tags is None:
+        return None, True
+    if not tags:
+        raise ApiError(400, Code.BAD_REQUEST, 'Malformed If-Match: send "<etag>" as received')
+    return tags, False
+
+
+def _replay(record: IdempotencyKey) -> Response:
+    headers = {**record.response_headers, "Idempotent-Replayed": "true"}
+    return Response(record.response_body, status=record.status_code, headers=headers)
+
+
+def _claim(api_key: ApiKey, key: str, method: str, path: str, print_: str) -> Any:
+    """The new claim, or the stored answer to replay. Raises 409 or 422."""
+    now = timezone.now()
+    scope = {"api_key": api_key, "key": key, "method": method, "path": path}
+    for _ in range(3):
+        existing = IdempotencyKey.objects.filter(**scope).first()
+        if existing is not None and existing.created_at < now - IDEMPOTENCY_TTL:
+            IdempotencyKey.objects.filter(pk=existing.pk).delete()
+            existing = None
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    return IdempotencyKey.objects.create(fingerprint=print_, **scope)
+            except IntegrityError:
+                continue  # another request claimed it first: look again
+        if existing.fingerprint != print_:
+            raise ApiError(
+                422,
+                Code.BAD_REQUEST,
+                "This Idempotency-Key was already used with a different request",
+            )
+        if existing.status_code is not None:
+            return _replay(existing)
+        if existing.created_at >= now - idempotency_stale_after():
+            raise ApiError(
+                409,
+                Code.BAD_REQUEST,
+                "A request with this Idempotency-Key is still being processed",
+                headers={"Retry-After": "1"},
+            )
+        # Unanswered past the stale limit: its request died before committing. Take it over.
+        taken = IdempotencyKey.objects.filter(pk=existing.pk, status_code__isnull=True).update(
+            created_at=now
+        )
+        if taken:
+            existing.created_at = now
+            return existing
+    raise ApiError(
+        409, Code.BAD_REQUEST, "Idempotency-Key contention", headers={"Retry-After": "1"}
+    )
+
+
+def idempotency_key(request: Request) -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    if not _KEY.fullmatch(value):
+        raise ApiError(
+            400, Code.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable ASCII characters"
+        )
+    return value
+
+
+def begin(request: Request, print_: str) -> Conditions:
+    """The conditions of this write: ``If-Match`` and the idempotency claim. When the key
+    was answered before, ``replay`` holds that answer and nothing must be written."""
+    if_match, any_match = _if_match(request)
+    conditions = Conditions(if_match=if_match, any_match=any_match)
+    key = idempotency_key(request)
+    if key is None:
+        return conditions
+    claimed = _claim(request.auth, key, request.method, request.path, print_)
+    if isinstance(claimed, Response):
+        conditions.replay = claimed
+    else:
+        conditions.claim = claimed
+    return conditions
+
+
+def purge_expired(now: Any = None) -> int:
+    now = now or timezone.now()
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=now - IDEMPOTENCY_TTL).delete()
+    return deleted
+
+
+def run_write(request: Request, print_: str, write: Callable[[Conditions], None]) -> Response:
+    """Run ``write`` under this request's conditions and answer what it recorded (or the
+    stored answer of an earlier request with the same Idempotency-Key). ``write`` must call
+    ``conditions.check_current`` under its lock and ``conditions.record`` inside its
+    transaction."""
+    conditions = begin(request, print_)
+    if conditions.replay is not None:
+        return conditions.replay
+    try:
+        write(conditions)
+    except ApiError as error:
+        if error.status_code < 500:
+            conditions.release()
+        raise
+    return conditions.respond()
