@@ -79,6 +79,14 @@ def not_modified(etag: str) -> Response:
     return Response(status=304, headers={"ETag": etag})
 
 
+def conditional_get(request: Request, payload: dict[str, Any], details: str) -> Response:
+    """A GET's answer with its ETag, or 304 when the client's copy is current."""
+    etag = etag_of(payload)
+    if if_none_match(request, etag):
+        return not_modified(etag)
+    return Response(envelope(payload, details=details), headers={"ETag": etag})
+
+
 def precondition_failed(current: str | None) -> ApiError:
     return ApiError(
         412,
@@ -223,15 +231,17 @@ def idempotency_key(request: Request) -> str | None:
     return value
 
 
-def begin(request: Request, print_: str) -> Conditions:
+def begin(request: Request, print_: Callable[[], str]) -> Conditions:
     """The conditions of this write: ``If-Match`` and the idempotency claim. When the key
-    was answered before, ``replay`` holds that answer and nothing must be written."""
+    was answered before, ``replay`` holds that answer and nothing must be written.
+    ``print_`` makes the request's fingerprint, only when there is a key to compare it with
+    (a file's SHA-256 may still be being computed)."""
     if_match, any_match = _if_match(request)
     conditions = Conditions(if_match=if_match, any_match=any_match)
     key = idempotency_key(request)
     if key is None:
         return conditions
-    claimed = _claim(request.auth, key, request.method, request.path, print_)
+    claimed = _claim(request.auth, key, request.method, request.path, print_())
     if isinstance(claimed, Response):
         conditions.replay = claimed
     else:
@@ -245,7 +255,9 @@ def purge_expired(now: Any = None) -> int:
     return deleted
 
 
-def run_write(request: Request, print_: str, write: Callable[[Conditions], None]) -> Response:
+def run_write(
+    request: Request, print_: Callable[[], str], write: Callable[[Conditions], None]
+) -> Response:
     """Run ``write`` under this request's conditions and answer what it recorded (or the
     stored answer of an earlier request with the same Idempotency-Key). ``write`` must call
     ``conditions.check_current`` under its lock and ``conditions.record`` inside its

@@ -498,6 +498,81 @@ class BearerApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
+# Operations that honour If-None-Match / If-Match and Idempotency-Key (lukittu/conditions.py).
+CONDITIONAL_READS = {"getRelease", "getProduct", "getBranch"}
+CONDITIONAL_WRITES = {
+    f"{verb}{noun}"
+    for verb in ("create", "update", "delete")
+    for noun in ("Release", "Product", "Branch")
+}
+_HEADER_PARAMETERS = {
+    "Idempotency-Key": (
+        "Makes a retry safe: the first answer to this key (per API key, method and path) is "
+        "stored for 24 hours and replayed with `Idempotent-Replayed: true`; the same key with a "
+        "different request is 422, and while the first is still running, 409.",
+        {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    ),
+    "If-Match": (
+        'Write only if the resource\'s current ETag is one of these (`"…"`, or `*`): else 412 '
+        "with the current `ETag`.",
+        {"type": "string"},
+    ),
+    "If-None-Match": (
+        "304 with no body when the resource's current ETag is one of these.",
+        {"type": "string"},
+    ),
+}
+ETAG_HEADER = register(
+    "headers",
+    "ETag",
+    {
+        "description": "The representation's entity tag (it ignores `updatedAt`)",
+        "schema": {"type": "string"},
+    },
+)
+REPLAYED_HEADER = register(
+    "headers",
+    "Idempotent-Replayed",
+    {
+        "description": "`true` when this is the stored answer to an earlier request",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+)
+
+
+def _header_parameter(name: str) -> Schema:
+    description, schema = _HEADER_PARAMETERS[name]
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _with_conditions(operation_id: str, operation: Schema) -> None:
+    if operation_id in CONDITIONAL_READS:
+        names, extra = ["If-None-Match"], {"ETag": ETAG_HEADER}
+        responses = operation["responses"]
+        ok = {status: response for status, response in responses.items() if status < "300"}
+        rest = {status: response for status, response in responses.items() if status >= "300"}
+        not_modified = {
+            "description": "Not modified: the client's copy is current",
+            "headers": {"ETag": ETAG_HEADER},
+        }
+        operation["responses"] = {**ok, "304": not_modified, **rest}
+    elif operation_id in CONDITIONAL_WRITES:
+        names = ["Idempotency-Key"] + ([] if operation_id.startswith("create") else ["If-Match"])
+        extra = {"ETag": ETAG_HEADER, "Idempotent-Replayed": REPLAYED_HEADER}
+    else:
+        return
+    operation.setdefault("parameters", []).extend(_header_parameter(name) for name in names)
+    for status, response in operation["responses"].items():
+        if status.startswith("2"):
+            response["headers"] = {**response.get("headers", {}), **extra}
+
+
 def _with_dev_api_responses(operation: Schema) -> None:
     responses = operation["responses"]
     for status, response in responses.items():
@@ -509,6 +584,7 @@ def _with_dev_api_responses(operation: Schema) -> None:
             }
     for status, response in DEV_API_ERROR_RESPONSES.items():
         responses.setdefault(status, response)
+    _with_conditions(operation.get("operationId", ""), operation)
 
 
 def _path_parameter_ref(operation_id: str, parameter: Schema) -> Schema:

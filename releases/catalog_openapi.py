@@ -3,7 +3,7 @@ and each operation's error table in the order the service checks it."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 
 from lukittu.api import Code
 from lukittu.openapi import (
@@ -134,8 +134,12 @@ def one(schema: Schema, description: str, details: str, example: Schema) -> Open
     )
 
 
-def json_request(schema: Schema, example: Schema) -> Any:
-    return {"application/json": {"schema": schema, "example": example}}
+def json_request(schema: Schema, example: Schema) -> dict[str, Any]:
+    """``extend_schema`` arguments for a JSON body: the schema and its prefilled example."""
+    return {
+        "request": {"application/json": schema},
+        "examples": [OpenApiExample("Body", value=example, request_only=True)],
+    }
 
 
 # --- Errors, in the order they are checked -----------------------------------------------------
@@ -302,7 +306,7 @@ create_product = extend_schema(
     summary="Create Product",
     description="A new product of the team. `createdByUserId` is the API key's id.",
     tags=[PRODUCTS],
-    request=json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
+    **json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
     responses={201: one(PRODUCT, "The product created", "Product created", PRODUCT_EXAMPLE)},
 )
 get_product = extend_schema(
@@ -316,7 +320,7 @@ update_product = extend_schema(
     summary="Update Product",
     description="Rename the product or change its URL (a missing `url` clears it).",
     tags=[PRODUCTS],
-    request=json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
+    **json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
     responses={200: one(PRODUCT, "The product as stored", "Product updated", PRODUCT_EXAMPLE)},
 )
 delete_product = extend_schema(
@@ -352,7 +356,7 @@ create_branch = extend_schema(
     operation_id="createBranch",
     summary="Create Branch",
     tags=[BRANCHES],
-    request=json_request(BRANCH_BODY, {"name": "beta"}),
+    **json_request(BRANCH_BODY, {"name": "beta"}),
     responses={201: one(BRANCH, "The branch created", "Branch created", BRANCH_EXAMPLE)},
 )
 get_branch = extend_schema(
@@ -365,7 +369,7 @@ update_branch = extend_schema(
     operation_id="updateBranch",
     summary="Rename Branch",
     tags=[BRANCHES],
-    request=json_request(BRANCH_BODY, {"name": "beta"}),
+    **json_request(BRANCH_BODY, {"name": "beta"}),
     responses={200: one(BRANCH, "The branch as stored", "Branch updated", BRANCH_EXAMPLE)},
 )
 delete_branch = extend_schema(

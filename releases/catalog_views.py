@@ -23,10 +23,8 @@ from rest_framework.response import Response
 from lukittu.api import ApiError, Code, success
 from lukittu.conditions import (
     Conditions,
-    etag_of,
+    conditional_get,
     fingerprint,
-    if_none_match,
-    not_modified,
     run_write,
 )
 from releases import catalog
@@ -162,14 +160,6 @@ class JsonApiView(TeamApiView):
 # --- Views -------------------------------------------------------------------------------------
 
 
-def read(request: Request, payload: dict[str, Any], details: str) -> Response:
-    """A GET's answer with its ETag, or 304 when the client's copy is current."""
-    etag = etag_of(payload)
-    if if_none_match(request, etag):
-        return not_modified(etag)
-    return success(payload, details=details, headers={"ETag": etag})
-
-
 class ProductListView(JsonApiView):
     @openapi.list_products
     def get(self, request: Request, **kwargs: Any) -> Response:
@@ -201,7 +191,7 @@ class ProductListView(JsonApiView):
             )
             conditions.record(201, product_payload(product), "Product created")
 
-        return run_write(request, fingerprint(body), write)
+        return run_write(request, lambda: fingerprint(body), write)
 
 
 class ProductDetailView(JsonApiView):
@@ -210,7 +200,7 @@ class ProductDetailView(JsonApiView):
     @openapi.get_product
     def get(self, request: Request, **kwargs: Any) -> Response:
         product = product_in_team(request, self.product_id)
-        return read(request, product_payload(product), "Product found")
+        return conditional_get(request, product_payload(product), "Product found")
 
     @openapi.update_product
     def put(self, request: Request, **kwargs: Any) -> Response:
@@ -225,7 +215,7 @@ class ProductDetailView(JsonApiView):
             )
             conditions.record(200, product_payload(updated), "Product updated")
 
-        return run_write(request, fingerprint(body), write)
+        return run_write(request, lambda: fingerprint(body), write)
 
     @openapi.delete_product
     def delete(self, request: Request, **kwargs: Any) -> Response:
@@ -238,7 +228,7 @@ class ProductDetailView(JsonApiView):
             )
             conditions.record(200, payload, "Product deleted")
 
-        return run_write(request, fingerprint(None), write)
+        return run_write(request, lambda: fingerprint(None), write)
 
 
 class BranchListView(JsonApiView):
@@ -273,7 +263,7 @@ class BranchListView(JsonApiView):
             )
             conditions.record(201, branch_payload(branch), "Branch created")
 
-        return run_write(request, fingerprint(body), write)
+        return run_write(request, lambda: fingerprint(body), write)
 
 
 class BranchDetailView(JsonApiView):
@@ -282,7 +272,7 @@ class BranchDetailView(JsonApiView):
     @openapi.get_branch
     def get(self, request: Request, **kwargs: Any) -> Response:
         branch = branch_in_team(request, self.branch_id)
-        return read(request, branch_payload(branch), "Branch found")
+        return conditional_get(request, branch_payload(branch), "Branch found")
 
     @openapi.update_branch
     def put(self, request: Request, **kwargs: Any) -> Response:
@@ -299,7 +289,7 @@ class BranchDetailView(JsonApiView):
             )
             conditions.record(200, branch_payload(updated), "Branch updated")
 
-        return run_write(request, fingerprint(body), write)
+        return run_write(request, lambda: fingerprint(body), write)
 
     @openapi.delete_branch
     def delete(self, request: Request, **kwargs: Any) -> Response:
@@ -310,4 +300,4 @@ class BranchDetailView(JsonApiView):
             catalog.branch_delete(branch=branch, actor=audit_actor(request), conditions=conditions)
             conditions.record(200, payload, "Branch deleted")
 
-        return run_write(request, fingerprint(None), write)
+        return run_write(request, lambda: fingerprint(None), write)

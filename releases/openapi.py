@@ -19,7 +19,9 @@ from drf_spectacular.utils import (
 from lukittu.api import Code, unsupported_media_type
 from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
+    IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
     UUID,
@@ -702,7 +704,9 @@ def update_errors() -> list[ErrorCase]:
         UNAUTHORIZED,
         RATE_LIMITED,
         *_body_errors(),
+        *IDEMPOTENCY_ERRORS,
         RELEASE_NOT_FOUND,
+        PRECONDITION_FAILED,
         *_reference_errors(),
         ErrorCase(
             400,
@@ -724,6 +728,7 @@ def create_errors() -> list[ErrorCase]:
         UNAUTHORIZED,
         RATE_LIMITED,
         *_body_errors(),
+        *IDEMPOTENCY_ERRORS,
         *_reference_errors(),
         ErrorCase(
             400,
@@ -746,13 +751,26 @@ def create_errors() -> list[ErrorCase]:
 
 
 def release_errors() -> list[ErrorCase]:
-    """Get's and Delete's."""
+    """Get's."""
     return [
         INVALID_TEAM_ID,
         INVALID_RELEASE_ID,
         UNAUTHORIZED,
         RATE_LIMITED,
         RELEASE_NOT_FOUND,
+        INTERNAL_ERROR,
+    ]
+
+
+def delete_errors() -> list[ErrorCase]:
+    return [
+        INVALID_TEAM_ID,
+        INVALID_RELEASE_ID,
+        UNAUTHORIZED,
+        RATE_LIMITED,
+        *IDEMPOTENCY_ERRORS,
+        RELEASE_NOT_FOUND,
+        PRECONDITION_FAILED,
         INTERNAL_ERROR,
     ]
 
@@ -789,7 +807,7 @@ def list_errors() -> list[ErrorCase]:
 add_errors("updateRelease", update_errors)
 add_errors("createRelease", create_errors)
 add_errors("getRelease", release_errors)
-add_errors("deleteRelease", release_errors)
+add_errors("deleteRelease", delete_errors)
 add_errors("listReleases", list_errors)
 
 

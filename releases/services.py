@@ -30,6 +30,7 @@ from django.utils import timezone
 from lukittu import metrics
 from lukittu.after_response import after_response
 from lukittu.api import ApiError, Code
+from lukittu.conditions import NO_CONDITIONS, Conditions
 from releases import ledger
 from releases.jar import InvalidJar, find_main_class
 from releases.models import (
@@ -526,10 +527,12 @@ def release_update(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
+    conditions: Conditions = NO_CONDITIONS,
 ) -> dict[str, Any]:
     """Apply an Update Release request and return the release as the API shows it. Either
     everything changes or nothing does: on any failure the release, its metadata, licenses
-    and file (row and bytes) stay as they were and no new object is left behind."""
+    and file (row and bytes) stay as they were and no new object is left behind.
+    ``conditions`` (If-Match, Idempotency-Key) are checked and answered under the lock."""
     _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
     staged = None
@@ -545,10 +548,11 @@ def release_update(
         )
         if release is None:
             raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
+        conditions.check_current(lambda: release_payload(release))
         product = _resolve_product(team=team, release=release, product_id=changes.product_id)
         branch = _resolve_branch(product=product, branch_id=changes.branch_id, known=release.branch)
         _check_rules(write=write, release=release, facts=RuleFacts.of(release), changes=changes)
-        return _write_release(
+        payload = _write_release(
             write=write,
             actor=actor,
             release=release,
@@ -557,6 +561,8 @@ def release_update(
             changes=changes,
             request_data=request_data,
         )
+        conditions.record(200, payload, "Release updated")
+        return payload
 
     return _write_locked(team, staged, body)
 
@@ -568,6 +574,7 @@ def release_create(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
+    conditions: Conditions = NO_CONDITIONS,
 ) -> dict[str, Any]:
     """Create a release, with the update's rules and guarantees (nothing is left behind when it
     fails), plus the team's per-product release limit. Returns it as the API shows it."""
@@ -594,7 +601,7 @@ def release_create(
         branch = _resolve_branch(product=product, branch_id=changes.branch_id)
         release = Release(id=release_id, team=team, product=product, branch=branch)
         _check_rules(write=write, release=release, facts=RuleFacts.of(product), changes=changes)
-        return _write_release(
+        payload = _write_release(
             write=write,
             actor=actor,
             release=release,
@@ -603,11 +610,15 @@ def release_create(
             changes=changes,
             request_data=request_data,
         )
+        conditions.record(201, payload, "Release created")
+        return payload
 
     return _write_locked(team, staged, body)
 
 
-def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
+def release_delete(
+    *, actor: Actor, release_id: uuid.UUID, conditions: Conditions = NO_CONDITIONS
+) -> dict[str, Any]:
     """Delete a release with its metadata, license links and file row; its stored object is
     deleted after commit. A deleted latest release leaves its product and branch without one.
     Returns the release as it was."""
@@ -623,6 +634,7 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
         if release is None:
             raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
         payload = release_payload(release)
+        conditions.check_current(lambda: payload)
         file = release.current_file
         if file is not None:
             write.replace_file(release, file, reason="release deleted")
@@ -634,6 +646,7 @@ def release_delete(*, actor: Actor, release_id: uuid.UUID) -> dict[str, Any]:
             request_data=None,
             result=payload,
         )
+        conditions.record(200, payload, "Release deleted")
         return payload
 
     return _write_locked(team, None, body)

@@ -226,9 +226,7 @@ def release_json(release: Release) -> dict[str, Any]:
             "name": product.name,
             "url": product.url,
             "teamId": str(product.team_id),
-            "createdByUserId": (
-                str(product.created_by_user_id) if product.created_by_user_id else None
-            ),
+            "createdByUserId": str(product.created_by_user_id),
             "createdAt": iso_utc(product.created_at),
             "updatedAt": iso_utc(product.updated_at),
         },

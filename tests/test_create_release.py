@@ -11,7 +11,7 @@ import pytest
 from django.db import DatabaseError
 
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
-from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, AuditLog, Team
+from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, AuditLog, Team, unknown_creator
 from teams.services import team_create
 from tests.helpers import (
     assert_error,
@@ -104,7 +104,7 @@ def test_create_returns_201_with_the_whole_envelope(client, world):
                 "name": world.product.name,
                 "url": None,
                 "teamId": str(world.team.id),
-                "createdByUserId": None,
+                "createdByUserId": str(unknown_creator()),
                 "createdAt": body["data"]["product"]["createdAt"],
                 "updatedAt": body["data"]["product"]["updatedAt"],
             },

@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError
 
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
-from teams.models import AuditLog, License, Team
+from teams.models import AuditLog, License, Team, unknown_creator
 from tests.helpers import (
     assert_error,
     attach_file,
@@ -95,7 +95,7 @@ def test_get_returns_the_whole_envelope(client, prepared):
                 "name": world.product.name,
                 "url": None,
                 "teamId": str(world.team.id),
-                "createdByUserId": None,
+                "createdByUserId": str(unknown_creator()),
                 "createdAt": body["data"]["product"]["createdAt"],
                 "updatedAt": body["data"]["product"]["updatedAt"],
             },

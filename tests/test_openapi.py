@@ -95,12 +95,27 @@ def test_schema_is_a_valid_openapi_3_document(document):
     validate_schema(document)  # raises on an invalid document
 
     assert document["openapi"].startswith("3.0.")
+    dev = "/api/v1/dev/teams/{teamId}"
+    client = "/api/v1/client/teams/{teamId}"
     assert {(path, method) for path, item in document["paths"].items() for method in item} == {
         (LIST_PATH, "get"),
         (LIST_PATH, "post"),
         (UPDATE_PATH, "get"),
         (UPDATE_PATH, "put"),
         (UPDATE_PATH, "delete"),
+        (f"{dev}/products", "get"),
+        (f"{dev}/products", "post"),
+        (f"{dev}/products/{{productId}}", "get"),
+        (f"{dev}/products/{{productId}}", "put"),
+        (f"{dev}/products/{{productId}}", "delete"),
+        (f"{dev}/products/{{productId}}/branches", "get"),
+        (f"{dev}/products/{{productId}}/branches", "post"),
+        (f"{dev}/branches/{{branchId}}", "get"),
+        (f"{dev}/branches/{{branchId}}", "put"),
+        (f"{dev}/branches/{{branchId}}", "delete"),
+        (f"{client}/verification/classloader", "get"),
+        (f"{client}/releases/download", "get"),
+        (f"{client}/releases/latest", "get"),
     }
 
 
@@ -131,9 +146,14 @@ def test_update_operation_matches_the_seed(document):
     assert operation["operationId"] == "updateRelease"
     assert operation["summary"] == "Update Release"
     assert operation["tags"] == ["Dev - Releases"]
-    assert operation["parameters"] == [
+    # The seed's two path parameters, then the optional headers of conditional writes.
+    assert operation["parameters"][:2] == [
         {"$ref": "#/components/parameters/TeamId"},
         {"$ref": "#/components/parameters/ReleaseIdPath"},
+    ]
+    assert [(p["name"], p["in"], p["required"]) for p in operation["parameters"][2:]] == [
+        ("Idempotency-Key", "header", False),
+        ("If-Match", "header", False),
     ]
     assert operation["security"] == [{"bearerAuth": []}]
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
@@ -281,16 +301,50 @@ def test_release_response_is_the_seeds_shape(document):
             LIST_PATH,
             "post",
             "createRelease",
-            ["201", "400", "401", "403", "404", "409", "411", "413", "415", "429", "500", "503"],
+            [
+                "201",
+                "400",
+                "401",
+                "403",
+                "404",
+                "409",
+                "411",
+                "413",
+                "415",
+                "422",
+                "429",
+                "500",
+                "503",
+            ],
         ),
-        (UPDATE_PATH, "get", "getRelease", ["200", "400", "401", "404", "429", "500"]),
+        (UPDATE_PATH, "get", "getRelease", ["200", "304", "400", "401", "404", "429", "500"]),
         (
             UPDATE_PATH,
             "put",
             "updateRelease",
-            ["200", "400", "401", "403", "404", "409", "411", "413", "415", "429", "500", "503"],
+            [
+                "200",
+                "400",
+                "401",
+                "403",
+                "404",
+                "409",
+                "411",
+                "412",
+                "413",
+                "415",
+                "422",
+                "429",
+                "500",
+                "503",
+            ],
         ),
-        (UPDATE_PATH, "delete", "deleteRelease", ["200", "400", "401", "404", "429", "500"]),
+        (
+            UPDATE_PATH,
+            "delete",
+            "deleteRelease",
+            ["200", "400", "401", "404", "409", "412", "422", "429", "500"],
+        ),
     ],
 )
 def test_every_operation_is_documented(document, path, method, operation_id, statuses):
@@ -307,11 +361,18 @@ def test_every_operation_is_documented(document, path, method, operation_id, sta
     assert operation["responses"]["5XX"] == STANDARD_ERROR
     assert operation["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}
     assert operation["responses"]["429"] == {"$ref": "#/components/responses/RateLimited"}
+    conditional = {
+        "getRelease": {"ETag"},
+        "createRelease": {"ETag", "Idempotent-Replayed"},
+        "updateRelease": {"ETag", "Idempotent-Replayed"},
+        "deleteRelease": {"ETag", "Idempotent-Replayed"},
+    }
     assert set(operation["responses"][status]["headers"]) == {
         "X-RateLimit-Limit",
         "X-RateLimit-Remaining",
         "X-RateLimit-Reset",
         "X-Request-ID",
+        *conditional.get(operation_id, set()),
     }
     rate_limited = document["components"]["responses"]["RateLimited"]
     assert "Retry-After" in rate_limited["headers"]
@@ -498,13 +559,27 @@ ACCESS_ERRORS = [
     (401, "UNAUTHORIZED", "Invalid API key"),
     (429, "RATE_LIMIT", "Too many requests"),
 ]
+# Conditional and idempotent writes: the headers are checked after the body.
+IDEMPOTENCY_ERRORS = [
+    (400, "BAD_REQUEST", 'Malformed If-Match: send "<etag>" as received'),
+    (400, "BAD_REQUEST", "Idempotency-Key must be 1 to 255 printable ASCII characters"),
+    (422, "BAD_REQUEST", "This Idempotency-Key was already used with a different request"),
+    (409, "BAD_REQUEST", "A request with this Idempotency-Key is still being processed"),
+]
+PRECONDITION_FAILED = (
+    412,
+    "BAD_REQUEST",
+    "Precondition failed: the resource has changed; GET it again for its current ETag",
+)
 ERROR_TABLES = {
     "updateRelease": [
         (400, "BAD_REQUEST", "Invalid teamId"),
         (400, "BAD_REQUEST", "Invalid releaseId"),
         *ACCESS_ERRORS,
         *BODY_ERRORS,
+        *IDEMPOTENCY_ERRORS,
         (404, "RELEASE_NOT_FOUND", "Release not found"),
+        PRECONDITION_FAILED,
         *REFERENCE_ERRORS,
         (409, "BAD_REQUEST", VERSION_TAKEN),
         *FILE_ERRORS,
@@ -515,6 +590,7 @@ ERROR_TABLES = {
         (400, "BAD_REQUEST", "Invalid teamId"),
         *ACCESS_ERRORS,
         *BODY_ERRORS,
+        *IDEMPOTENCY_ERRORS,
         *REFERENCE_ERRORS,
         (403, "FORBIDDEN", "Max releases per product reached"),
         (409, "BAD_REQUEST", VERSION_TAKEN),
@@ -535,7 +611,15 @@ ERROR_TABLES = {
         (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
     ],
 }
-ERROR_TABLES["deleteRelease"] = ERROR_TABLES["getRelease"]
+ERROR_TABLES["deleteRelease"] = [
+    (400, "BAD_REQUEST", "Invalid teamId"),
+    (400, "BAD_REQUEST", "Invalid releaseId"),
+    *ACCESS_ERRORS,
+    *IDEMPOTENCY_ERRORS,
+    (404, "RELEASE_NOT_FOUND", "Release not found"),
+    PRECONDITION_FAILED,
+    (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
+]
 OPERATIONS = {
     "listReleases": (LIST_PATH, "get"),
     "createRelease": (LIST_PATH, "post"),

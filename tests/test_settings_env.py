@@ -102,7 +102,8 @@ def test_debug_without_secrets_loads_with_development_ones():
 
     result = load_settings(
         {**env, "DEBUG": "true"},
-        "import lukittu.settings as s; print(s.DEBUG, bool(s.SECRET_KEY), bool(s.TEAM_KEYS_SECRET))",
+        "import lukittu.settings as s; "
+        "print(s.DEBUG, bool(s.SECRET_KEY), bool(s.TEAM_KEYS_SECRET))",
     )
 
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,7 @@
 """A successful update: the whole envelope, and the rows it leaves."""
 
 from releases.models import Release, ReleaseMetadata
+from teams.models import unknown_creator
 from tests.helpers import put_release, update_data
 
 
@@ -43,7 +44,7 @@ def test_update_returns_the_release_in_the_envelope(client, world):
             "name": world.product.name,
             "url": None,
             "teamId": str(world.team.id),
-            "createdByUserId": None,
+            "createdByUserId": str(unknown_creator()),
             "createdAt": body["data"]["product"]["createdAt"],
             "updatedAt": body["data"]["product"]["updatedAt"],
         },
