@@ -97,7 +97,7 @@ def precondition_failed(current: str | None) -> ApiError:
 
 
 def idempotency_stale_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "IDEMPOTENCY_STALE_SECONDS", 300))
+    return timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
 
 
 def fingerprint(data: Any, file_sha256: str | None = None) -> str:

@@ -188,6 +188,9 @@ STORAGES = {
 DEV_API_RATE = env_rate("DEV_API_RATE", "1200/minute")
 # The Client API's limits (Lukittu's numbers): per client IP and per license key, each counted
 # across every worker in the cache.
+# An Idempotency-Key whose request died without an answer is free again after this long
+# (lukittu/conditions.py): longer than any request may run.
+IDEMPOTENCY_STALE_SECONDS = env_int("IDEMPOTENCY_STALE_SECONDS", 300, minimum=1)
 CLIENT_IP_RATE = env_rate("CLIENT_IP_RATE", "30/minute")
 CLIENT_LICENSE_RATE = env_rate("CLIENT_LICENSE_RATE", "30/minute")
 NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
@@ -216,7 +219,8 @@ SPECTACULAR_SETTINGS = {
         "Lukittu's Developer API for releases. Every response is `{data, result}`; errors carry "
         "`result.code`. Authenticate with `Authorization: Bearer <API key>`; a key opens only "
         "its own team's URLs and is rate-limited (`X-RateLimit-*` headers, 429 with "
-        "`Retry-After`)."
+        "`Retry-After`). The Client API delivers builds to licensed software: no API key, the "
+        "license key in the query is the credential."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -230,7 +234,14 @@ SPECTACULAR_SETTINGS = {
                 "Developer endpoints for release management operations. These endpoints "
                 "require API key authentication."
             ),
-        }
+        },
+        {
+            "name": "Client - Releases",
+            "description": (
+                "Builds for licensed software: the classloader's encrypted stream, the plain "
+                "download and the update check. No API key: the license is the credential."
+            ),
+        },
     ],
     "POSTPROCESSING_HOOKS": ["lukittu.openapi.postprocess"],
     "SWAGGER_UI_DIST": "SIDECAR",

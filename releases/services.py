@@ -321,7 +321,7 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
     return result
 
 
-def _check_upload_allowed(
+def check_upload_allowed(
     *, actor: Actor, upload: ReleaseUpload | None, max_file_bytes: int
 ) -> None:
     if upload is None:
@@ -533,7 +533,7 @@ def release_update(
     everything changes or nothing does: on any failure the release, its metadata, licenses
     and file (row and bytes) stay as they were and no new object is left behind.
     ``conditions`` (If-Match, Idempotency-Key) are checked and answered under the lock."""
-    _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
+    check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
     staged = None
     if upload is not None:
@@ -578,7 +578,7 @@ def release_create(
 ) -> dict[str, Any]:
     """Create a release, with the update's rules and guarantees (nothing is left behind when it
     fails), plus the team's per-product release limit. Returns it as the API shows it."""
-    _check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
+    check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
     team = actor.team
     release_id = uuid.uuid4()
     staged = None
