@@ -67,7 +67,7 @@ class UnreadBody:
         "/api/nothing-here",
         "/api/v1/dev/teams",
         "/api/v2/dev/teams/{team}/releases/{release}",
-        "/api/v1/dev/teams/{team}/products",
+        "/api/v1/dev/teams/{team}/customers",
         "/api/v1/dev/teams/{team}/releases/{release}/",
         "/api/v1/dev/teams/{team}/releases/{release}/file",
     ],
