@@ -15,14 +15,18 @@ the lock it writes under, so nothing can change between the check and the write.
    ``Retry-After``.
 2. The write stores its answer on the claim **in its own transaction** (``record``), so a
    committed write always has its answer stored and a rolled-back one never has.
-3. A write refused with a 4xx rolled back: the claim is dropped and a retry runs afresh. Any
-   other failure leaves the claim; since an answer is stored with every commit, a claim still
-   without an answer once ``IDEMPOTENCY_STALE_SECONDS`` have passed belongs to a request that
-   died without committing, and the next request with the key takes it over.
+3. A write refused with a 4xx rolled back: the claim is dropped and a retry runs afresh. After
+   any other failure the committed state decides (``Conditions.settle``): a claim with an
+   answer committed, and that answer is returned instead of the error; a claim without one
+   did not, and is dropped. If the database cannot be asked, the claim stays; since an answer
+   is stored with every commit, a claim still without one once ``IDEMPOTENCY_STALE_SECONDS``
+   have passed belongs to a request that died without committing, and the next request with
+   the key takes it over.
 """
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,13 +34,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, envelope
 from teams.models import ApiKey, IdempotencyKey
+
+logger = logging.getLogger("lukittu.conditions")
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -152,10 +158,41 @@ class Conditions:
             self.answered["body"], status=self.answered["status"], headers=self.answered["headers"]
         )
 
-    def release(self) -> None:
-        """Drop the claim of a write that was refused (and so rolled back)."""
-        if self.claim is not None:
-            IdempotencyKey.objects.filter(pk=self.claim.pk, status_code__isnull=True).delete()
+    def release(self) -> bool:
+        """Drop the claim unless it has an answer; True if it was dropped. Conditional, so a
+        commit still in flight (which holds the claim's row) wins: once it lands, the row has
+        its answer and is not deleted."""
+        if self.claim is None:
+            return False
+        deleted, _ = IdempotencyKey.objects.filter(
+            pk=self.claim.pk, status_code__isnull=True
+        ).delete()
+        return bool(deleted)
+
+    def settle(self) -> Response | None:
+        """After a write failed unexpectedly, ask the committed state what happened to it.
+
+        - The claim has an answer: the write committed (its answer is stored in the same
+          transaction) although its caller saw an error, such as a COMMIT whose reply was
+          lost. That answer is the truth: return it.
+        - The claim has none: the write did not commit, so the claim is dropped and a retry
+          runs afresh (``release``).
+        - The database cannot be asked: keep the claim; it goes stale and is taken over.
+        """
+        if self.claim is None:
+            return None
+        try:
+            connection.close_if_unusable_or_obsolete()
+            if self.release():
+                return None
+            stored = IdempotencyKey.objects.filter(pk=self.claim.pk).first()
+        except DatabaseError:
+            logger.exception("Could not settle Idempotency-Key claim %s", self.claim.pk)
+            return None
+        if stored is None or stored.status_code is None:
+            return None
+        # This request's own answer, as its write committed it: not a replay.
+        return _replay(stored, replayed=False)
 
 
 NO_CONDITIONS = Conditions()
@@ -173,8 +210,10 @@ def _if_match(request: Request) -> tuple[list[tuple[bool, str]] | None, bool]:
     return tags, False
 
 
-def _replay(record: IdempotencyKey) -> Response:
-    headers = {**record.response_headers, "Idempotent-Replayed": "true"}
+def _replay(record: IdempotencyKey, *, replayed: bool = True) -> Response:
+    headers = dict(record.response_headers)
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
     return Response(record.response_body, status=record.status_code, headers=headers)
 
 
@@ -270,5 +309,14 @@ def run_write(
     except ApiError as error:
         if error.status_code < 500:
             conditions.release()
+            raise
+        settled = conditions.settle()
+        if settled is not None:
+            return settled
+        raise
+    except Exception:
+        settled = conditions.settle()
+        if settled is not None:
+            return settled
         raise
     return conditions.respond()
