@@ -1,31 +1,47 @@
 """Admin for teams, API keys, licenses and the (read-only) audit log.
 
-Every change made here goes through ``teams.services``, which records it in the audit log with
-the operator as the actor; the admin never saves or deletes these rows itself.
+Every change made here goes through ``teams.services`` (and ``delivery.services`` for seats),
+which records it in the audit log with the operator as the actor; the admin never saves or
+deletes these rows itself.
 """
 
 import json
+import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from delivery.admin import downloads_table, seats_table
+from delivery.services import license_free_seats
 from lukittu.admin import ViewOnlyAdmin, adopt, format_bytes, operator_actor, short_id
-from teams.models import MEGABYTE, ApiKey, AuditLog, License, Team
+from releases.models import Product
+from teams.keys import public_key_base64
+from teams.models import MEGABYTE, ApiKey, AuditLog, License, Team, TeamKeyPair
 from teams.services import (
     api_key_create,
     api_key_revoke,
     api_key_update,
     license_create,
     license_delete,
+    license_products,
     license_update,
     team_create,
     team_soft_delete,
     team_update,
+)
+
+# Every team made by team_create has a key pair; only one made some other way may lack it.
+_NO_KEY_PAIR = (
+    "None yet: it is made on the first classloader request, or now by "
+    "manage.py team_public_key <team id>."
 )
 
 
@@ -46,7 +62,12 @@ class TeamAdminForm(forms.ModelForm):
 
     class Meta:
         model = Team
-        fields = ("name", "file_uploads_enabled", "max_releases_per_product")
+        fields = (
+            "name",
+            "file_uploads_enabled",
+            "max_releases_per_product",
+            "seat_timeout_minutes",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,7 +88,16 @@ class TeamAdmin(admin.ModelAdmin):
     )
     list_filter = ("file_uploads_enabled", ("deleted_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "id")
-    readonly_fields = ("id", "created_at", "updated_at", "deleted_at", "storage_used")
+    readonly_fields = (
+        "id",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "storage_used",
+        "public_key_pem",
+        "public_key_base64",
+        "license_links",
+    )
     fields = (
         "id",
         "name",
@@ -75,6 +105,10 @@ class TeamAdmin(admin.ModelAdmin):
         "storage_limit_mb",
         "storage_used",
         "max_releases_per_product",
+        "seat_timeout_minutes",
+        "public_key_pem",
+        "public_key_base64",
+        "license_links",
         "created_at",
         "updated_at",
         "deleted_at",
@@ -97,11 +131,62 @@ class TeamAdmin(admin.ModelAdmin):
     def max_releases(self, team: Team) -> int:
         return team.max_releases_per_product
 
+    @staticmethod
+    def _public_key(team: Team) -> str | None:
+        if team._state.adding:
+            return None
+        return (
+            TeamKeyPair.objects.filter(team_id=team.pk)
+            .values_list("public_key_pem", flat=True)
+            .first()
+        )
+
+    # user-select: all: one click selects the whole key, ready to copy into the software.
+    @admin.display(description="Public key (PEM)")
+    def public_key_pem(self, team: Team) -> SafeString | str:
+        pem = self._public_key(team)
+        if pem is None:
+            return _NO_KEY_PAIR if not team._state.adding else "Made when the team is saved."
+        return format_html('<pre style="user-select: all">{}</pre>', pem.strip())
+
+    @admin.display(description="Public key (base64)")
+    def public_key_base64(self, team: Team) -> SafeString | str:
+        pem = self._public_key(team)
+        if pem is None:
+            return "-"
+        return format_html(
+            '<code style="user-select: all; word-break: break-all">{}</code>',
+            public_key_base64(pem),
+        )
+
+    @admin.display(description="Licenses")
+    def license_links(self, team: Team) -> SafeString | str:
+        if team._state.adding:
+            return "-"
+        listed = reverse("admin:teams_license_changelist")
+        add = reverse("admin:teams_license_add")
+        return format_html(
+            '<a href="{}?team__id__exact={}">The team\'s licenses</a> · '
+            '<a href="{}?team={}">Add a license for this team</a>',
+            listed,
+            team.pk,
+            add,
+            team.pk,
+        )
+
     def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
         actor = operator_actor(request)
         data = form.cleaned_data
         if change:
-            changes = _changed(form, ("name", "file_uploads_enabled", "max_releases_per_product"))
+            changes = _changed(
+                form,
+                (
+                    "name",
+                    "file_uploads_enabled",
+                    "max_releases_per_product",
+                    "seat_timeout_minutes",
+                ),
+            )
             if "storage_limit_mb" in form.changed_data:
                 changes["storage_limit_bytes"] = data["storage_limit_mb"] * MEGABYTE
             team = team_update(team=obj, changes=changes, actor=actor)
@@ -111,6 +196,7 @@ class TeamAdmin(admin.ModelAdmin):
                 file_uploads=data["file_uploads_enabled"],
                 storage_limit_mb=data["storage_limit_mb"],
                 max_releases_per_product=data["max_releases_per_product"],
+                seat_timeout_minutes=data["seat_timeout_minutes"],
                 actor=actor,
             )
         adopt(obj, team)
@@ -180,19 +266,98 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return False  # revoke instead, so the audit log keeps pointing at the key
 
 
+class LicenseAdminForm(forms.ModelForm):
+    """A license's products: on its page, the team's products to tick. When adding, the team
+    is not chosen yet, so every product is offered (with its team), unless the add form was
+    opened for one team (``?team=<id>``, the team page's link); on save, each must be a
+    product of the chosen team (``teams.services.license_products``, the service's own rule).
+    """
+
+    products = forms.ModelMultipleChoiceField(
+        queryset=Product.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The products this license opens; it opens no other.",
+    )
+
+    class Meta:
+        model = License
+        fields = ("team", "suspended", "expires_at", "ip_limit", "hwid_limit")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["products"]
+        products = Product.objects.select_related("team").order_by("name", "id")
+        team_id = self._team_id()
+        if team_id is not None:
+            field.queryset = products.filter(team_id=team_id)
+            field.label_from_instance = lambda product: product.name
+        else:
+            field.queryset = products
+            # Products of different teams may share a name; the team tells them apart.
+            field.label_from_instance = lambda product: f"{product.name} · {product.team}"
+        if not self.instance._state.adding:
+            self.initial["products"] = list(self.instance.products.values_list("pk", flat=True))
+
+    def _team_id(self) -> uuid.UUID | None:
+        """The team whose products to offer: the license's, or the one the add form was
+        opened for. A bound add form offers every product, so that one of another team is
+        refused below with a message saying why, not as an unknown choice."""
+        if not self.instance._state.adding:
+            return self.instance.team_id
+        if self.is_bound:
+            return None
+        try:
+            return uuid.UUID(str(self.initial.get("team")))
+        except ValueError:
+            return None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        team = self.instance.team if not self.instance._state.adding else cleaned.get("team")
+        products = cleaned.get("products")
+        if team is not None and products:
+            try:
+                license_products(team, products)
+            except ValidationError as error:
+                self.add_error("products", error)
+        return cleaned
+
+
 @admin.register(License)
 class LicenseAdmin(admin.ModelAdmin):
+    form = LicenseAdminForm
     list_display = ("__str__", "license_id", "team", "active", "expires_at", "created_at")
     list_filter = ("suspended", "team")
     list_select_related = ("team",)
     search_fields = ("id", "key_hint", "team__name")
-    readonly_fields = ("id", "key_hint", "created_at", "updated_at")
-    actions = ("suspend", "reinstate")
+    readonly_fields = (
+        "id",
+        "key_hint",
+        "created_at",
+        "updated_at",
+        "seat_table",
+        "recent_downloads",
+    )
+    actions = ("suspend", "reinstate", "free_seats")
 
     def get_fields(self, request: HttpRequest, obj: License | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ("team", "suspended", "expires_at")
-        return ("id", "team", "key_hint", "suspended", "expires_at", "created_at", "updated_at")
+            return ("team", "products", "suspended", "expires_at", "ip_limit", "hwid_limit")
+        return (
+            "id",
+            "team",
+            "key_hint",
+            "products",
+            "suspended",
+            "expires_at",
+            "ip_limit",
+            "hwid_limit",
+            "seat_table",
+            "recent_downloads",
+            "created_at",
+            "updated_at",
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: License | None = None) -> tuple:
         return self.readonly_fields + (("team",) if obj else ())
@@ -200,6 +365,14 @@ class LicenseAdmin(admin.ModelAdmin):
     @admin.display(description="ID")
     def license_id(self, license: License) -> str:
         return short_id(license.pk)
+
+    @admin.display(description="Seats")
+    def seat_table(self, license: License) -> SafeString:
+        return seats_table(license)
+
+    @admin.display(description="Recent downloads")
+    def recent_downloads(self, license: License) -> SafeString:
+        return downloads_table(license.downloads.all(), lookup="license__id__exact", pk=license.pk)
 
     # A "suspended" column would show the green icon for a suspended license; this one is
     # green exactly when the license works (not suspended, not expired).
@@ -209,12 +382,21 @@ class LicenseAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: License, form: Any, change: bool) -> None:
         actor = operator_actor(request)
+        data = form.cleaned_data
         if change:
-            changes = _changed(form, ("suspended", "expires_at"))
+            changes = _changed(form, ("suspended", "expires_at", "ip_limit", "hwid_limit"))
+            if "products" in form.changed_data:
+                changes["products"] = list(data["products"])
             adopt(obj, license_update(license=obj, changes=changes, actor=actor))
             return
         license, plain = license_create(
-            team=obj.team, suspended=obj.suspended, expires_at=obj.expires_at, actor=actor
+            team=obj.team,
+            products=list(data["products"]),
+            ip_limit=obj.ip_limit,
+            hwid_limit=obj.hwid_limit,
+            suspended=obj.suspended,
+            expires_at=obj.expires_at,
+            actor=actor,
         )
         adopt(obj, license)
         messages.warning(
@@ -247,6 +429,12 @@ class LicenseAdmin(admin.ModelAdmin):
     def reinstate(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
         count = self._set_suspended(request, queryset, False)
         self.message_user(request, f"{count} license(s) reinstated.")
+
+    @admin.action(description="Free seats of the selected licenses (devices and IP addresses)")
+    def free_seats(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+        actor = operator_actor(request)
+        freed = sum(license_free_seats(license=license, actor=actor) for license in queryset)
+        self.message_user(request, f"{freed} seat(s) freed.")
 
 
 def _pretty(value: Any) -> str:

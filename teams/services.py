@@ -4,29 +4,42 @@ and the audit trail every write with an actor leaves.
 A write given an ``actor`` records one AuditLog row in the same transaction as the change:
 ``request_data`` holds the fields it set (model field names, never key material) and
 ``result`` the row as it stands afterwards (as it stood, for a delete). Without an actor
-nothing is recorded: test fixtures, the demo seed, and (until they pass one) the
-``create_team`` and ``create_api_key`` commands.
+nothing is recorded: test fixtures and the demo seed. The operator commands record themselves
+as ``operator:command-line``.
 """
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+from teams.keys import new_key_pair
 from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, MEGABYTE, ApiKey, AuditLog, License, Team
+
+if TYPE_CHECKING:
+    from releases.models import Product
 
 # Never copied into the audit log: the digests stand in for the keys, and a license's hint is
 # part of its key.
 SECRET_FIELDS = frozenset({"digest", "key_digest", "key_hint"})
 
-TEAM_EDITABLE = ("name", "file_uploads_enabled", "storage_limit_bytes", "max_releases_per_product")
+TEAM_EDITABLE = (
+    "name",
+    "file_uploads_enabled",
+    "storage_limit_bytes",
+    "max_releases_per_product",
+    "seat_timeout_minutes",
+)
 API_KEY_EDITABLE = ("name",)
-LICENSE_EDITABLE = ("suspended", "expires_at")
+# ``products`` is a set of links, not a column: license_update handles it apart from these.
+LICENSE_EDITABLE = ("suspended", "expires_at", "ip_limit", "hwid_limit")
 
 
 @dataclass(frozen=True)
@@ -152,17 +165,25 @@ def team_create(
     file_uploads: bool = False,
     storage_limit_mb: int = 100,
     max_releases_per_product: int = DEFAULT_MAX_RELEASES_PER_PRODUCT,
+    seat_timeout_minutes: int | None = None,
     actor: AuditActor | None = None,
 ) -> Team:
+    """A new team with its key pair. The key pair is made in the same transaction, so no team
+    is ever seen without one (software is built with its public key from day one)."""
     if storage_limit_mb < 0:
         raise ValueError("storage limit must not be negative")
+    _check_seat_timeout(seat_timeout_minutes)
     fields = {
         "name": name,
         "file_uploads_enabled": file_uploads,
         "storage_limit_bytes": storage_limit_mb * MEGABYTE,
         "max_releases_per_product": max_releases_per_product,
+        "seat_timeout_minutes": seat_timeout_minutes,
     }
     team = Team.objects.create(**fields)
+    # The private key is sealed, and only the public key is ever shown: neither goes into
+    # the audit log (it records the team's own fields).
+    new_key_pair(team.pk).save(force_insert=True)
     log_action(
         actor=actor,
         team=team,
@@ -176,10 +197,11 @@ def team_create(
 
 @transaction.atomic
 def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | None = None) -> Team:
-    """Change a team's name, upload flag or limits (``TEAM_EDITABLE``). Returns the team as
-    stored; writes (and records) nothing when no value differs."""
+    """Change a team's name, upload flag, limits or seat timeout (``TEAM_EDITABLE``). Returns
+    the team as stored; writes (and records) nothing when no value differs."""
     if changes.get("storage_limit_bytes", 0) < 0:
         raise ValueError("storage limit must not be negative")
+    _check_seat_timeout(changes.get("seat_timeout_minutes"))
     stored = _locked(team)
     update_recorded(
         stored,
@@ -190,6 +212,12 @@ def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | N
         actor=actor,
     )
     return stored
+
+
+def _check_seat_timeout(minutes: int | None) -> None:
+    # The column would take 0, which would make every seat idle at once: "no timeout" is None.
+    if minutes is not None and minutes < 1:
+        raise ValueError("seat timeout must be at least 1 minute (or None: no timeout)")
 
 
 @transaction.atomic
@@ -279,26 +307,99 @@ def api_key_revoke(*, key: ApiKey, actor: AuditActor | None = None) -> bool:
 # --- Licenses --------------------------------------------------------------------------------
 
 
+def license_products(team: Team, products: Iterable["Product | uuid.UUID | str"]) -> list[str]:
+    """The ids (sorted strings, as the audit log records them) of ``products``, each given as a
+    product or its id, after checking that every one is a product of ``team``: a license
+    opens only its own team's products. Raises ValidationError naming each one that is not.
+
+    Read from the database, not from the instances given, so a hand-built or stale product
+    cannot pass for one of the team's."""
+    from releases.models import Product  # releases.models imports teams.models
+
+    wanted: set[uuid.UUID] = set()
+    for item in products:
+        raw = item.pk if isinstance(item, Product) else item
+        try:
+            wanted.add(raw if isinstance(raw, uuid.UUID) else uuid.UUID(str(raw)))
+        except ValueError:
+            raise ValidationError(
+                f"{raw!r} is not a product id (a UUID).", code="invalid"
+            ) from None
+    found = {
+        pk: (name, team_id)
+        for pk, name, team_id in Product.objects.filter(pk__in=wanted).values_list(
+            "pk", "name", "team_id"
+        )
+    }
+    problems = [f"No product {pk}." for pk in sorted(wanted - set(found), key=str)]
+    problems += [
+        f"{name} ({pk}) is a product of another team: a license opens only products of "
+        f"its own team, {team}."
+        for pk, (name, team_id) in sorted(found.items(), key=lambda item: str(item[0]))
+        if team_id != team.pk
+    ]
+    if problems:
+        raise ValidationError(problems, code="product_team")
+    return sorted(str(pk) for pk in wanted)
+
+
+def _product_ids_of(license: License) -> list[str]:
+    return sorted(str(pk) for pk in license.products.values_list("pk", flat=True))
+
+
+def _check_limits(values: Mapping[str, Any]) -> None:
+    # The model's validators say the same, but services are called without a form; the
+    # database's check constraint would answer with an IntegrityError instead.
+    errors = {
+        name: f"{name} must be at least 1, or empty for no limit."
+        for name in ("ip_limit", "hwid_limit")
+        if values.get(name) is not None and values[name] < 1
+    }
+    if errors:
+        raise ValidationError(errors, code="min_value")
+
+
 @transaction.atomic
 def license_create(
     *,
     team: Team,
+    products: Iterable["Product | uuid.UUID | str"] = (),
+    ip_limit: int | None = None,
+    hwid_limit: int | None = None,
     suspended: bool = False,
     expires_at: datetime | None = None,
     actor: AuditActor | None = None,
 ) -> tuple[License, str]:
-    """A new license and its key, shown once and stored only as a digest."""
+    """A new license and its key, shown once and stored only as a digest. It opens the given
+    products (each the team's, else ValidationError) and no other; ``ip_limit`` and
+    ``hwid_limit`` (None: unlimited) bound how many addresses and devices hold a seat at once.
+    """
+    product_ids = license_products(team, products)
+    _check_limits({"ip_limit": ip_limit, "hwid_limit": hwid_limit})
     plain = License.generate_key()
-    license = License(team=team, suspended=suspended, expires_at=expires_at)
+    license = License(
+        team=team,
+        suspended=suspended,
+        expires_at=expires_at,
+        ip_limit=ip_limit,
+        hwid_limit=hwid_limit,
+    )
     license.set_key(plain)
     license.save()
+    license.products.set(product_ids)
     log_action(
         actor=actor,
         team=team,
         action="license.create",
         target_id=license.pk,
-        request_data={"suspended": suspended, "expires_at": expires_at},
-        result=snapshot(license),
+        request_data={
+            "products": product_ids,
+            "ip_limit": ip_limit,
+            "hwid_limit": hwid_limit,
+            "suspended": suspended,
+            "expires_at": expires_at,
+        },
+        result={**snapshot(license), "products": product_ids},
     )
     return license, plain
 
@@ -307,15 +408,30 @@ def license_create(
 def license_update(
     *, license: License, changes: Mapping[str, Any], actor: AuditActor | None = None
 ) -> License:
-    """Suspend or reinstate a license, or set its expiry (``LICENSE_EDITABLE``)."""
+    """Suspend or reinstate a license, set its expiry or limits (``LICENSE_EDITABLE``), or set
+    the products it opens (``products``: products or ids, each the team's, replacing the
+    previous set). One audit entry with what differs; nothing is written or recorded when
+    nothing does."""
     stored = _locked(license)
-    update_recorded(
-        stored,
-        changes,
-        allowed=LICENSE_EDITABLE,
-        action="license.update",
-        team=stored.team,
+    columns = {name: value for name, value in changes.items() if name != "products"}
+    _check_limits(columns)
+    changed = apply_changes(stored, columns, allowed=LICENSE_EDITABLE)
+    before = _product_ids_of(stored)
+    after = license_products(stored.team, changes["products"]) if "products" in changes else before
+    if changed:
+        save_changed(stored, changed)
+    if after != before:
+        stored.products.set(after)
+        changed["products"] = after
+    if not changed:
+        return stored
+    log_action(
         actor=actor,
+        team=stored.team,
+        action="license.update",
+        target_id=stored.pk,
+        request_data=changed,
+        result={**snapshot(stored), "products": after},
     )
     return stored
 
@@ -324,7 +440,7 @@ def license_update(
 def license_delete(*, license: License, actor: AuditActor | None = None) -> None:
     """Delete a license; releases it was allowed to download lose it."""
     stored = _locked(license)
-    result = snapshot(stored)
+    result = {**snapshot(stored), "products": _product_ids_of(stored)}
     team = stored.team
     stored.delete()
     log_action(

@@ -8,6 +8,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
+from delivery.models import Download, Seat, hwid_digest
 from lukittu.admin import format_bytes
 from releases.models import LedgerEntry, Release, ReleaseFile
 from releases.services import Actor, ReleaseChanges, release_update
@@ -59,6 +60,8 @@ def release_with_file(world):
         "releases/release",
         "releases/releasefile",
         "releases/ledgerentry",
+        "delivery/download",
+        "delivery/seat",
     ],
 )
 def test_every_changelist_renders(staff, release_with_file, model):
@@ -283,6 +286,8 @@ LONGEST_UNBROKEN = 32  # characters a cell may hold without a space, e.g. a key 
         "releases/release",
         "releases/releasefile",
         "releases/ledgerentry",
+        "delivery/download",
+        "delivery/seat",
     ],
 )
 def test_list_rows_stay_narrow(staff, release_with_file, model):
@@ -291,6 +296,20 @@ def test_list_rows_stay_narrow(staff, release_with_file, model):
     team = release_with_file[0].team
     LedgerEntry.objects.create(
         key=release_with_file[0].file.key + ".old", state="DELETING", team=team, reason="replaced"
+    )
+    license = team.licenses.first()
+    ipv6 = "2001:db8:1234:5678:9abc:def0:1234:5678"  # 38 characters, nothing to compress
+    Seat.objects.create(license=license, kind=Seat.Kind.IP, value=ipv6)
+    Seat.objects.create(license=license, kind=Seat.Kind.HWID, value=hwid_digest("device"))
+    Download.objects.create(
+        team=team,
+        release=release_with_file[0],
+        version=release_with_file[0].version,
+        file_sha256=release_with_file[0].file.sha256,
+        license=license,
+        hwid_digest=hwid_digest("device"),
+        ip_address=ipv6,
+        endpoint=Download.Endpoint.CLASSLOADER,
     )
     response = staff.get(f"/admin/{model}/")
     rows = response.context["cl"].result_list

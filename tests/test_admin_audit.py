@@ -60,6 +60,7 @@ def test_adding_a_team(staff, db):
             "storage_limit_mb": 250,
             "file_uploads_enabled": "on",
             "max_releases_per_product": 10,
+            "seat_timeout_minutes": 30,
         },
     )
 
@@ -72,6 +73,7 @@ def test_adding_a_team(staff, db):
         "file_uploads_enabled": True,
         "storage_limit_bytes": 250 * MEGABYTE,
         "max_releases_per_product": 10,
+        "seat_timeout_minutes": 30,
     }
     assert entry.result["storage_limit_bytes"] == 250 * MEGABYTE
 
@@ -165,14 +167,26 @@ def test_revoking_a_key(staff, world):
 
 
 def test_adding_a_license_records_it_without_its_key(staff, world):
-    response = staff.post("/admin/teams/license/add/", {"team": world.team.pk}, follow=True)
+    response = staff.post(
+        "/admin/teams/license/add/",
+        {"team": world.team.pk, "products": [world.product.pk], "hwid_limit": 2},
+        follow=True,
+    )
 
     plain = next(m for m in map(str, get_messages(response.wsgi_request)) if "Copy its" in m)
     plain = plain.rsplit(" ", 1)[-1]
     license = world.team.licenses.order_by("-created_at").first()
     entry = only_entry(action="license.create")
     assert entry.target_id == str(license.pk)
-    assert entry.request_data == {"suspended": False, "expires_at": None}
+    assert entry.request_data == {
+        "products": [str(world.product.pk)],
+        "ip_limit": None,
+        "hwid_limit": 2,
+        "suspended": False,
+        "expires_at": None,
+    }
+    assert entry.result["products"] == [str(world.product.pk)]
+    assert list(license.products.all()) == [world.product]
     no_secrets(entry, plain, license.key_digest, license.key_hint)
 
 

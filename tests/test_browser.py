@@ -21,6 +21,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
+from delivery.models import Download, Seat, hwid_digest
 from releases.models import Product, Release, ReleaseFile
 from teams.models import ApiKey, AuditLog, Team
 from tests.browser import (
@@ -331,6 +332,8 @@ CHANGELISTS = (
     "releases/branch",
     "releases/release",
     "releases/releasefile",
+    "delivery/download",
+    "delivery/seat",
 )
 
 
@@ -338,6 +341,21 @@ def test_nothing_is_cut_off_at_1400_pixels(transactional_db, world, server, sign
     """Every list with rows in it fits a 1400 px wide window: no column scrolled out of view."""
     driver = signed_in
     upload(server, world, make_jar())  # a file row, an audit entry
+    license = world.licenses[0]
+    ipv6 = "2001:db8:1234:5678:9abc:def0:1234:5678"  # as long as an address gets
+    Seat.objects.create(license=license, kind=Seat.Kind.IP, value=ipv6)
+    Seat.objects.create(license=license, kind=Seat.Kind.HWID, value=hwid_digest("device"))
+    Download.objects.create(
+        team=world.team,
+        release=world.release,
+        version=world.release.version,
+        file_sha256="0" * 64,
+        license=license,
+        hwid_digest=hwid_digest("device"),
+        ip_address=ipv6,
+        user_agent="Java/17",
+        endpoint=Download.Endpoint.CLASSLOADER,
+    )
     # The browser's window is 1400 px wide (tests/browser.py).
     assert driver.execute_script("return window.outerWidth") == 1400
     for changelist in CHANGELISTS:
@@ -351,3 +369,25 @@ def test_nothing_is_cut_off_at_1400_pixels(transactional_db, world, server, sign
         table, visible, page, window = widths
         assert table <= visible, f"{changelist}: the list scrolls sideways ({widths})"
         assert page <= window, f"{changelist}: the page is wider than the window ({widths})"
+    # The pages with the long one-line things: the public key in base64, the seats and
+    # downloads tables.
+    for page_path in (
+        f"teams/team/{world.team.pk}/change/",
+        f"teams/license/{license.pk}/change/",
+        f"releases/release/{world.release.pk}/change/",
+    ):
+        driver.get(f"{server.url}/admin/{page_path}")
+        shown(driver, "#content-main")
+        page, window = driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert page <= window, f"{page_path}: the page is wider than the window ({page, window})"
+        # Nothing scrolls inside its box or reaches past the window (where the admin's boxes
+        # hide it) either: the whole key must be there to copy.
+        cut = driver.execute_script(
+            "return [...document.querySelectorAll('#content-main .readonly, #content-main pre')]"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1"
+            " || e.getBoundingClientRect().right > window.innerWidth)"
+            ".map(e => e.outerHTML.slice(0, 80))"
+        )
+        assert cut == [], f"{page_path}: cut off inside the page: {cut}"

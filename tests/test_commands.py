@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from lukittu.env import load_env_file
 from releases.models import Branch, Product, Release, ReleaseFile, ReleaseStatus
-from teams.models import ApiKey, AuditLog, License, Team
+from teams.keys import public_key_base64
+from teams.models import ApiKey, AuditLog, License, Team, TeamKeyPair
 from teams.services import team_create
 from tests.helpers import put_release, update_data
 
@@ -145,7 +146,17 @@ def seed(*args):
 def test_seed_demo_json_describes_the_demo_data(db):
     summary = seed()
 
-    assert set(summary) == {"teamId", "apiKey", "products", "releases", "licenseIds"}
+    assert set(summary) == {
+        "teamId",
+        "apiKey",
+        "products",
+        "releases",
+        "licenseIds",
+        "licenseId",
+        "licenseKey",
+        "publicKey",
+        "publicKeyPem",
+    }
     team = Team.objects.get(pk=summary["teamId"])
     assert team.file_uploads_enabled is True
     assert team.storage_limit_bytes == 100 * MIB
@@ -216,6 +227,16 @@ def test_seed_demo_json_describes_the_demo_data(db):
     assert set(summary["licenseIds"]) == {
         str(pk) for pk in License.objects.filter(team=team).values_list("pk", flat=True)
     }
+    # Each license opens Demo App and only it; the first one's key is printed.
+    for license in License.objects.filter(team=team):
+        assert [str(pk) for pk in license.products.values_list("pk", flat=True)] == [demo_app]
+    assert summary["licenseId"] == summary["licenseIds"][0]
+    assert License.objects.get(pk=summary["licenseId"]).matches(summary["licenseKey"])
+
+    pair = TeamKeyPair.objects.get(team=team)
+    assert summary["publicKeyPem"] == pair.public_key_pem
+    assert summary["publicKey"] == public_key_base64(pair.public_key_pem)
+    assert "\n" not in summary["publicKey"] and len(summary["publicKey"]) > 300
 
 
 def test_seed_demo_makes_a_new_team_each_run(db):
@@ -276,16 +297,37 @@ def test_seed_demo_readable_output_shows_the_key_and_a_curl_command(db):
         json.loads(output)
 
 
+def test_seed_demo_readable_output_shows_a_license_key_and_the_public_key(db):
+    output = run("seed_demo")
+
+    team = Team.objects.get()
+    [line] = [line for line in output.splitlines() if "License key:" in line]
+    plain = line.split()[2]
+    assert any(license.matches(plain) for license in License.objects.filter(team=team))
+    bare = public_key_base64(TeamKeyPair.objects.get(team=team).public_key_pem)
+    assert f"  {bare}" in output.splitlines()
+
+
 def test_seed_demo_ends_with_exports_that_make_the_readme_examples_run(db, client):
     output = run("seed_demo", "--base-url", "http://127.0.0.1:8001")
     export = output.strip().splitlines()[-1].split()
     assert export[0] == "export"
     values = dict(item.split("=", 1) for item in export[1:])
-    assert set(values) == {"API", "TEAM", "KEY", "PRODUCT", "RELEASE"}
+    assert set(values) == {"API", "TEAM", "KEY", "PRODUCT", "RELEASE", "LICENSE"}
     team = Team.objects.get()
     assert values["TEAM"] == str(team.id)
     assert values["API"] == f"http://127.0.0.1:8001/api/v1/dev/teams/{team.id}"
     assert Product.objects.get(pk=values["PRODUCT"]).name == "Demo App"
+    # The Client API's examples: the demo license opens the demo product, whose latest (until
+    # the update below makes 1.1.0 latest) is 1.0.0 with its build.
+    query = {
+        "licenseKey": values["LICENSE"],
+        "productId": values["PRODUCT"],
+        "hardwareIdentifier": "my-machine-0001",
+    }
+    latest = client.get(f"/api/v1/client/teams/{values['TEAM']}/releases/latest", query)
+    assert latest.status_code == 200, latest.json()
+    assert latest.json()["data"]["version"] == "1.0.0"
     # RELEASE is the 1.1.0 draft, so the README's "Update (all fields)" (version 1.1.0) runs.
     assert Release.objects.get(pk=values["RELEASE"]).version == "1.1.0"
     data = {
@@ -313,12 +355,38 @@ def test_seed_demo_reuse_keeps_one_demo_team_across_runs(db, tmp_path):
     with zipfile.ZipFile(tmp_path / "demo-app.jar") as jar:
         assert "META-INF/MANIFEST.MF" in jar.namelist()
 
+    # The license key and the public key are kept and printed again on every run.
+    assert {"licenseKey", "licenseId", "publicKey", "publicKeyPem"} <= set(second)
+    assert License.objects.get(pk=second["licenseId"]).matches(second["licenseKey"])
+
     # Once its key no longer works (revoked, team deleted), a new team is made.
     ApiKey.objects.update(revoked_at=timezone.now())
     third = seed("--reuse", str(kept))
     assert third["teamId"] != first["teamId"]
     assert Team.objects.count() == 2
     assert json.loads(kept.read_text())["teamId"] == third["teamId"]
+
+
+def test_seed_demo_reuse_needs_the_license_key_it_prints(db, tmp_path):
+    kept = tmp_path / "demo.json"
+    first = seed("--reuse", str(kept))
+
+    # A summary written before license keys were printed: a new team, with one.
+    older = {name: value for name, value in first.items() if name not in ("licenseKey",)}
+    kept.write_text(json.dumps(older))
+    second = seed("--reuse", str(kept))
+    assert second["teamId"] != first["teamId"]
+    assert License.objects.get(pk=second["licenseId"]).matches(second["licenseKey"])
+
+    # The printed license deleted: it would print a key that opens nothing.
+    License.objects.filter(pk=second["licenseId"]).delete()
+    third = seed("--reuse", str(kept))
+    assert third["teamId"] not in (first["teamId"], second["teamId"])
+    assert json.loads(kept.read_text())["licenseKey"] == third["licenseKey"]
+
+    # A license id that is not a UUID is a damaged file like any other.
+    kept.write_text(json.dumps({**third, "licenseId": "not-a-uuid"}))
+    assert seed("--reuse", str(kept))["teamId"] != third["teamId"]
 
 
 def test_seed_demo_reuse_survives_a_damaged_file(db, tmp_path):

@@ -1,8 +1,9 @@
 """manage.py seed_demo [--json] [--no-file-uploads] [--storage-limit-mb N] [--reuse FILE]
 
 With ``--reuse FILE`` (what ``make run`` passes), the summary of the demo team, its API key
-included, is kept in FILE (readable by its owner only), and later runs print it again instead
-of making another team, for as long as that team and key still work."""
+and a license key included, is kept in FILE (readable by its owner only), and later runs print
+it again instead of making another team, for as long as that team, key and license still work.
+"""
 
 import io
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
@@ -18,7 +20,14 @@ from releases.models import Branch, Product, Release, ReleaseStatus
 from releases.services import Actor, ReleaseChanges, release_update
 from releases.uploads import upload_from_bytes
 from teams.authentication import key_for
+from teams.keys import key_pair_for, public_key_base64
+from teams.models import License
 from teams.services import api_key_create, license_create, team_create
+
+
+def public_key_fields(public_key_pem: str) -> dict[str, str]:
+    """The team's public key as the summary carries it: bare base64 and PEM."""
+    return {"publicKey": public_key_base64(public_key_pem), "publicKeyPem": public_key_pem}
 
 
 def demo_jar() -> bytes:
@@ -75,14 +84,29 @@ class Command(BaseCommand):
 
     @staticmethod
     def reusable(path: Path) -> dict[str, Any] | None:
-        """The summary kept in ``path``, if its team's key still opens its team's URLs."""
+        """The summary kept in ``path``, if its team's key still opens its team's URLs and its
+        license key is still one of the team's licenses. A summary from before licenses and
+        key pairs were printed lacks them, and is not reused: a new demo team is made."""
         try:
             summary = json.loads(path.read_text())
             key = key_for(summary["apiKey"])
-        except (OSError, ValueError, KeyError, TypeError):
+            license = License.objects.filter(
+                pk=summary["licenseId"], team_id=summary["teamId"]
+            ).first()
+            plain_license = summary["licenseKey"]
+        # ValidationError: an id in the file that is not a UUID.
+        except (OSError, ValueError, KeyError, TypeError, ValidationError):
             return None
         if key is None or str(key.team_id) != summary.get("teamId"):
             return None
+        if (
+            license is None
+            or not isinstance(plain_license, str)
+            or not license.matches(plain_license)
+        ):
+            return None
+        # The public key as stored now, not as the file says: it is what software must embed.
+        summary.update(public_key_fields(key_pair_for(key.team).public_key_pem))
         return summary
 
     def seed(self, *, file_uploads: bool, storage_limit_mb: int) -> dict[str, Any]:
@@ -95,8 +119,10 @@ class Command(BaseCommand):
             product = Product.objects.create(team=team, name=name)
             branch = Branch.objects.create(product=product, name="beta")
             products.append((product, branch))
-        licenses = [license_create(team=team)[0] for _ in range(3)]
         demo_app, beta = products[0]
+        # Each opens Demo App (not Other App: a license opens only the products it names).
+        licenses = [license_create(team=team, products=[demo_app]) for _ in range(3)]
+        first_license, first_license_key = licenses[0]
 
         def release(version: str, status: str, branch: Branch | None) -> Release:
             return Release.objects.create(
@@ -162,7 +188,11 @@ class Command(BaseCommand):
                 }
                 for r in releases
             ],
-            "licenseIds": [str(license.id) for license in licenses],
+            "licenseIds": [str(license.id) for license, _ in licenses],
+            # The first license, whose key is shown (the others' keys are not kept anywhere).
+            "licenseId": str(first_license.id),
+            "licenseKey": first_license_key,
+            **public_key_fields(key_pair_for(team).public_key_pem),
         }
 
     @staticmethod
@@ -194,7 +224,15 @@ class Command(BaseCommand):
             flags = " latest" if item["latest"] else ""
             flags += " with file" if item["hasFile"] else ""
             lines.append(f"  {item['version']:<11} {item['status']:<10} {item['id']}{flags}")
-        lines += ["", f"Licenses: {', '.join(summary['licenseIds'])}", ""]
+        lines += [
+            "",
+            f"Licenses (each opens Demo App): {', '.join(summary['licenseIds'])}",
+            f"  License key:  {summary['licenseKey']}   (license {summary['licenseId']})",
+            "",
+            "Team public key, to embed in the software (PEM: manage.py team_public_key TEAM_ID):",
+            f"  {summary['publicKey']}",
+            "",
+        ]
         lines += [
             "Publish 1.1.0 as the latest release, keeping no file:",
             "",
@@ -209,6 +247,6 @@ class Command(BaseCommand):
             "",
             f"  export API={base_url}/api/v1/dev/teams/{summary['teamId']}"
             f" TEAM={summary['teamId']} KEY={summary['apiKey']}"
-            f" PRODUCT={product['id']} RELEASE={draft['id']}",
+            f" PRODUCT={product['id']} RELEASE={draft['id']} LICENSE={summary['licenseKey']}",
         ]
         return "\n".join(lines)
