@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import FileSystemStorage
 from django.db.models import Count, ForeignKey, IntegerField, OuterRef, QuerySet, Subquery, URLField
 from django.db.models.functions import Coalesce
@@ -60,11 +60,54 @@ def _changed(form: ModelForm, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: form.cleaned_data[name] for name in names if name in form.changed_data}
 
 
+def branch_limit_error(product: Product | None, adding: int) -> ValidationError | None:
+    """The team's branch limit, checked in the form so the operator sees it on the page
+    (``branch_create`` enforces it again under the product's lock)."""
+    if product is None or product._state.adding or adding <= 0:
+        return None
+    limit = product.team.max_branches_per_product
+    if Branch.objects.filter(product=product).count() + adding > limit:
+        return ValidationError(
+            f"{product.team} allows {limit} branches per product (Max branches per product "
+            "reached): raise the team's limit or delete a branch first."
+        )
+    return None
+
+
+class BranchInlineFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        adding = sum(
+            1
+            for form in self.forms
+            if form.has_changed()
+            and form.instance._state.adding
+            and not self._should_delete_form(form)
+        )
+        removing = sum(
+            1 for form in self.forms if form.instance.pk and self._should_delete_form(form)
+        )
+        error = branch_limit_error(self.instance, adding - removing)
+        if error is not None:
+            raise error
+
+
 class BranchInline(admin.TabularInline):
     model = Branch
+    formset = BranchInlineFormSet
     extra = 0
     fields = ("name", "id", "created_at")
     readonly_fields = ("id", "created_at")
+
+
+class BranchForm(ModelForm):
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.instance._state.adding:
+            error = branch_limit_error(cleaned.get("product"), 1)
+            if error is not None:
+                raise error
+        return cleaned
 
 
 @admin.register(Product)
@@ -127,6 +170,7 @@ class ProductChoiceField(ModelChoiceField):
 
 @admin.register(Branch)
 class BranchAdmin(admin.ModelAdmin):
+    form = BranchForm
     list_display = ("name", "branch_id", "product", "team", "created_at")
     list_filter = ("product__team",)
     list_select_related = ("product__team",)

@@ -337,6 +337,44 @@ def test_branch_add_change_and_delete(staff, world):
     assert all(e.team_id == world.team.pk for e in entries)
 
 
+def test_the_branch_limit_is_a_form_error_in_the_admin(staff, world):
+    world.team.max_branches_per_product = 1
+    world.team.save()
+
+    added = staff.post("/admin/releases/branch/add/", {"product": world.product.pk, "name": "x"})
+    inline = staff.post(
+        f"/admin/releases/product/{world.product.pk}/change/",
+        {
+            "name": "Owner App",
+            "url": "",
+            "branches-TOTAL_FORMS": "2",
+            "branches-INITIAL_FORMS": "1",
+            "branches-0-id": str(world.branch.pk),
+            "branches-0-product": str(world.product.pk),
+            "branches-0-name": "beta",
+            "branches-1-name": "second",
+        },
+    )
+
+    for response in (added, inline):
+        assert response.status_code == 200
+        assert "allows 1 branches per product" in response.content.decode()
+    assert list(world.product.branches.values_list("name", flat=True)) == ["beta"]
+    assert not AuditLog.objects.filter(action="branch.create").exists()
+
+
+def test_a_product_made_in_the_admin_names_its_operator(staff, world):
+    from teams.models import operator_creator_id
+
+    staff.post(
+        "/admin/releases/product/add/",
+        {"team": world.team.pk, "name": "Mine", "url": "", **NO_BRANCHES},
+    )
+
+    product = Product.objects.get(name="Mine")
+    assert product.created_by_user_id == operator_creator_id(OPERATOR)
+
+
 # --- Reading the log -------------------------------------------------------------------------
 
 
