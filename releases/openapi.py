@@ -175,8 +175,10 @@ register(
             "name": {"type": "string", "description": "Product name"},
             "url": {"type": "string", "nullable": True, "description": "Product URL or homepage"},
             "teamId": UUID,
-            "createdByUserId": nullable_uuid(
-                "User who created this product; null for products made by operator commands"
+            "createdByUserId": uuid_with_example(
+                "Who created this product: the API key's id, or a stable id per operator "
+                "(a UUIDv5 of `operator:<username>`)",
+                "0b5d3c43-6b6e-4a5b-9d1c-7e2f3a4b5c6d",
             ),
             "createdAt": {**DATE_TIME, "description": "Product creation timestamp"},
             "updatedAt": {**DATE_TIME, "description": "Product last update timestamp"},

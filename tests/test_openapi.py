@@ -116,6 +116,15 @@ def test_schema_is_a_valid_openapi_3_document(document):
         (f"{client}/verification/classloader", "get"),
         (f"{client}/releases/download", "get"),
         (f"{client}/releases/latest", "get"),
+        (f"{dev}/webhooks", "get"),
+        (f"{dev}/webhooks", "post"),
+        (f"{dev}/webhooks/{{webhookId}}", "get"),
+        (f"{dev}/webhooks/{{webhookId}}", "put"),
+        (f"{dev}/webhooks/{{webhookId}}", "delete"),
+        (f"{dev}/webhooks/{{webhookId}}/rotate-secret", "post"),
+        (f"{dev}/webhooks/{{webhookId}}/test", "post"),
+        (f"{dev}/webhooks/{{webhookId}}/deliveries", "get"),
+        (f"{dev}/webhooks/{{webhookId}}/deliveries/{{deliveryId}}/redeliver", "post"),
     }
 
 
@@ -902,3 +911,28 @@ def test_swagger_uis_create_form_as_it_comes(client, document, world):
         True,
         None,
     )
+
+
+def test_a_real_release_response_is_valid_against_the_seeds_product_data(client, world):
+    """A client generated from the seed requires ``createdByUserId`` to be a UUID: every
+    product has one (products made before it was recorded were given the unknown operator's)."""
+    response = client.get(
+        f"/api/v1/dev/teams/{world.team.id}/releases/{world.release.id}",
+        HTTP_AUTHORIZATION=f"Bearer {world.key}",
+    )
+    product_data = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "url": {"type": "string", "nullable": True},
+            "teamId": {"type": "string", "format": "uuid"},
+            "createdByUserId": {"type": "string", "format": "uuid"},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+        "required": ["id", "name", "url", "teamId", "createdByUserId", "createdAt", "updatedAt"],
+    }  # the seed's ProductData, as published
+
+    product = response.json()["data"]["product"]
+    OAS30Validator(product_data, format_checker=oas30_format_checker).validate(product)
