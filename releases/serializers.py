@@ -1,10 +1,12 @@
 """Validation of the ``data`` JSON (strict: JSON types only, no unknown keys) and the release's
 output shape."""
 
+import json
 import re
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
@@ -281,4 +283,109 @@ def release_payload_from(
         "branch": {"id": str(branch.id), "name": branch.name} if branch else None,
         "file": file_payload(file),
         "licenseIds": [str(license_id) for license_id in license_ids],
+    }
+
+
+class ReleaseRow(NamedTuple):
+    """A release as ``selectors.release_detail`` reads it: its columns, its product's and
+    branch's (``branch_name`` None without a branch), its file's (all None without a file), and
+    its metadata and license links as JSON arrays (None or ``[]`` when there are none): one
+    ``[position, id, key, value, locked]`` per metadata item and one ``[id, license id]`` per
+    link, in no particular order. Values are as the database driver returns them: on SQLite,
+    UUIDs are 32 hex digits, datetimes naive UTC, and the JSON arrays text."""
+
+    id: Any
+    version: str
+    status: str
+    latest: bool
+    product_id: Any
+    branch_id: Any
+    team_id: Any
+    created_at: datetime
+    updated_at: datetime
+    product_name: str
+    product_url: str | None
+    product_team_id: Any
+    product_created_by_user_id: Any
+    product_created_at: datetime
+    product_updated_at: datetime
+    branch_name: str | None
+    file_id: Any
+    file_key: str | None
+    file_size: int | None
+    file_name: str | None
+    file_checksum: str | None
+    file_sha256: str | None
+    file_main_class_name: str | None
+    file_created_at: datetime | None
+    metadata: Any
+    license_links: Any
+
+
+def _uuid_text(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+def _timestamp(value: datetime) -> str:
+    # Django keeps datetimes in UTC (USE_TZ); SQLite hands them back without a zone.
+    return iso_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+def _json_rows(value: Any) -> list[list[Any]]:
+    if value is None:
+        return []
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
+    """``release_payload`` from a ``ReleaseRow``: the same shape and values, key for key
+    (tests/test_get_release_read.py compares the two), with the metadata in their order
+    (position, then id) and the license ids in the order they were given (link id)."""
+    metadata = sorted(_json_rows(row.metadata))
+    links = sorted(_json_rows(row.license_links))
+    return {
+        "id": _uuid_text(row.id),
+        "version": row.version,
+        "status": row.status,
+        "latest": bool(row.latest),
+        "productId": _uuid_text(row.product_id),
+        "branchId": _uuid_text(row.branch_id) if row.branch_id is not None else None,
+        "teamId": _uuid_text(row.team_id),
+        "createdAt": _timestamp(row.created_at),
+        "updatedAt": _timestamp(row.updated_at),
+        "metadata": [
+            {"key": key, "value": value, "locked": bool(locked)}
+            for _, _, key, value, locked in metadata
+        ],
+        "product": {
+            "id": _uuid_text(row.product_id),
+            "name": row.product_name,
+            "url": row.product_url,
+            "teamId": _uuid_text(row.product_team_id),
+            "createdByUserId": (
+                _uuid_text(row.product_created_by_user_id)
+                if row.product_created_by_user_id is not None
+                else None
+            ),
+            "createdAt": _timestamp(row.product_created_at),
+            "updatedAt": _timestamp(row.product_updated_at),
+        },
+        "branch": (
+            {"id": _uuid_text(row.branch_id), "name": row.branch_name}
+            if row.branch_id is not None
+            else None
+        ),
+        "file": None
+        if row.file_id is None
+        else {
+            "id": _uuid_text(row.file_id),
+            "key": row.file_key,
+            "size": row.file_size,
+            "name": row.file_name,
+            "checksum": row.file_checksum,
+            "sha256": row.file_sha256,
+            "mainClassName": row.file_main_class_name,
+            "createdAt": _timestamp(row.file_created_at),
+        },
+        "licenseIds": [_uuid_text(license_id) for _, license_id in links],
     }

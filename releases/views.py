@@ -14,10 +14,11 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from lukittu.api import ApiError, Code, success, unsupported_media_type
+from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
 from lukittu.ids import parse_uuid
 from releases import openapi
 from releases.parsers import ReleaseMultiPartParser, incomplete_body
-from releases.selectors import release_get, release_list
+from releases.selectors import release_detail, release_list
 from releases.serializers import (
     ReleaseCreateSerializer,
     ReleaseListQuerySerializer,
@@ -28,6 +29,7 @@ from releases.serializers import (
 from releases.services import (
     Actor,
     ReleaseChanges,
+    check_upload_allowed,
     file_too_large,
     release_create,
     release_delete,
@@ -192,6 +194,12 @@ def parse_release_request(
     )
 
 
+def request_fingerprint(data: dict[str, Any], upload: ReleaseUpload | None) -> str:
+    """What makes two writes the same request for Idempotency-Key: the ``data`` object and
+    the file's SHA-256 (computed while the upload arrived)."""
+    return fingerprint(data, upload.sha256 if upload is not None else None)
+
+
 def parse_query(request: Request) -> dict[str, Any]:
     """The list's query parameters, validated. A bad value, a repeated parameter or an unknown
     one (a misspelt ``productID`` would otherwise quietly list everything) is a 400 that names
@@ -248,14 +256,22 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
     @openapi.create_release
     def post(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseCreateSerializer)
-        created = release_create(
-            actor=actor_for(request),
-            changes=changes,
-            upload=upload,
-            max_file_bytes=max_file_bytes(),
-            request_data=data,
+        # Before the Idempotency-Key is claimed: these are the request's own errors.
+        check_upload_allowed(
+            actor=actor_for(request), upload=upload, max_file_bytes=max_file_bytes()
         )
-        return success(created, details="Release created", status=201)
+
+        def write(conditions: Conditions) -> None:
+            release_create(
+                actor=actor_for(request),
+                changes=changes,
+                upload=upload,
+                max_file_bytes=max_file_bytes(),
+                request_data=data,
+                conditions=conditions,
+            )
+
+        return run_write(request, lambda: request_fingerprint(data, upload), write)
 
 
 class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
@@ -270,23 +286,34 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
 
     @openapi.get_release
     def get(self, request: Request, **kwargs: Any) -> Response:
-        release = release_get(team=request.auth.team, release_id=self.release_id)
-        return success(release_payload(release), details="Release found")
+        data = release_detail(team_id=request.auth.team_id, release_id=self.release_id)
+        return conditional_get(request, data, "Release found")
 
     @openapi.update_release
     def put(self, request: Request, **kwargs: Any) -> Response:
         data, changes, upload = parse_release_request(request, ReleaseUpdateSerializer)
-        updated = release_update(
-            actor=actor_for(request),
-            release_id=self.release_id,
-            changes=changes,
-            upload=upload,
-            max_file_bytes=max_file_bytes(),
-            request_data=data,
+        check_upload_allowed(
+            actor=actor_for(request), upload=upload, max_file_bytes=max_file_bytes()
         )
-        return success(updated, details="Release updated")
+
+        def write(conditions: Conditions) -> None:
+            release_update(
+                actor=actor_for(request),
+                release_id=self.release_id,
+                changes=changes,
+                upload=upload,
+                max_file_bytes=max_file_bytes(),
+                request_data=data,
+                conditions=conditions,
+            )
+
+        return run_write(request, lambda: request_fingerprint(data, upload), write)
 
     @openapi.delete_release
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        deleted = release_delete(actor=actor_for(request), release_id=self.release_id)
-        return success(deleted, details="Release deleted")
+        def write(conditions: Conditions) -> None:
+            release_delete(
+                actor=actor_for(request), release_id=self.release_id, conditions=conditions
+            )
+
+        return run_write(request, lambda: fingerprint(None), write)

@@ -1,14 +1,15 @@
-"""The update's SQL budget: a full update with a file costs at most 19 statements, however many
+"""The update's SQL budget: a full update with a file costs at most 20 statements, however many
 metadata entries and licenses it carries, and however many files the team has:
 
 - 1 to authenticate the key (with its team);
 - 4 to stage the file before the locked write: the team's lock, the bytes of its uploads in
   flight, the release's current file size, the upload's ledger entry;
-- 14 in the locked write: the lock again, the release with the rule checks, the uploads in
+- 15 in the locked write: the lock again, the release with the rule checks, the uploads in
   flight again (for the storage limit, under the lock), the demotion of
   the previous latest (only with setAsLatest), the release row, the old file row out and its
   ledger entry in, the new file row in and its entry out, the team's stored bytes, metadata
-  and licenses (a delete and one insert each), the audit entry.
+  and licenses (a delete and one insert each), the audit entry, the team's active webhook
+  endpoints (the events are written in the same transaction, when there are any).
 
 After commit one more statement drops the replaced object's ledger entry once it is deleted;
 it runs after the test's own transaction, so it is not counted here.
@@ -24,6 +25,10 @@ counted; a separate test shows a stale key costs exactly one more statement, tha
 setAsLatest true (400). So two full updates are measured, both on a release that already has a
 file, metadata and licenses: (i) a file, 20 metadata, 30 licenses, setAsLatest false; and
 (ii) a file, 20 metadata, no licenses, setAsLatest true (which also demotes the previous latest).
+
+Get Release, the API's most frequent read, costs exactly 2 statements whatever the release
+carries: the key with its team, and the release with its product, branch, file, metadata and
+license ids (``releases.selectors.release_detail``); a stale key adds its touch.
 """
 
 import re
@@ -37,9 +42,9 @@ from django.utils import timezone
 from releases.models import Release, ReleaseFile
 from teams.models import ApiKey, Team
 from teams.services import license_create
-from tests.helpers import put_release, update_data
+from tests.helpers import put_release, release_url, update_data
 
-BUDGET = 19
+BUDGET = 20
 TRANSACTION_CONTROL = re.compile(
     r"^\s*(BEGIN|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|COMMIT)\b", re.IGNORECASE
 )
@@ -235,3 +240,54 @@ def test_the_quota_check_costs_the_same_however_many_files_the_team_has(client, 
     assert len(few) == len(many)
     for sql in many:
         assert not ("SUM(" in sql.upper() and "releases_releasefile" in sql), sql
+
+
+# --- Get Release -------------------------------------------------------------------------------
+
+GET_BUDGET = 2
+
+
+def measure_get(client, world, release, *, fresh=True):
+    """Statements sent by one Get Release of ``release`` (counted as above), and its data."""
+    last_used = timezone.now() if fresh else timezone.now() - timedelta(minutes=5)
+    ApiKey.objects.filter(team=world.team).update(last_used_at=last_used)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(
+            release_url(world.team.id, release.id), HTTP_AUTHORIZATION=f"Bearer {world.key}"
+        )
+    assert response.status_code == 200, response.json()
+    return counted(queries.captured_queries), response.json()["data"]
+
+
+def test_get_release_costs_two_statements_whatever_it_carries(client, world):
+    bare, bare_data = measure_get(client, world, world.other_release)
+    licenses = team_licenses(world)
+    give_history(client, world, licenses)
+    response = put_release(
+        client,
+        world.team.id,
+        world.release.id,
+        key=world.key,
+        data=update_data(
+            world.release,
+            status="DRAFT",
+            metadata=metadata(20),
+            licenseIds=[str(license.id) for license in licenses],
+        ),
+    )
+    assert response.status_code == 200, response.json()
+    full, full_data = measure_get(client, world, world.release)
+
+    assert (bare_data["file"], bare_data["metadata"], bare_data["licenseIds"]) == (None, [], [])
+    assert full_data["file"] is not None
+    assert (len(full_data["metadata"]), len(full_data["licenseIds"])) == (20, 30)
+    assert len(bare) == GET_BUDGET, "\n".join(bare)
+    assert len(full) == GET_BUDGET, "\n".join(full)
+    assert not any(touches_key(sql) for sql in full)
+
+
+def test_get_release_with_a_stale_key_costs_one_more_statement_the_touch(client, world):
+    stale, _ = measure_get(client, world, world.release, fresh=False)
+
+    assert len(stale) == GET_BUDGET + 1, "\n".join(stale)
+    assert len([sql for sql in stale if touches_key(sql)]) == 1
