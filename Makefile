@@ -39,8 +39,14 @@ install: $(BIN)/.installed
 migrate: install-run .env
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 
+# The server, and beside it the task worker that delivers webhooks (in the background, stopped
+# when the server stops: Ctrl-C, an error, any exit).
 run: migrate
 	$(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) --base-url http://$(HOST):$(PORT)
+	@$(RUN_ENV) $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	echo "Webhook worker started (pid $$worker); it stops with the server."; \
 	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Start over: a new database, no stored files, a new demo team on the next `make run`.

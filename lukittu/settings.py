@@ -46,6 +46,11 @@ INSTALLED_APPS = [
     "teams",
     "releases",
     "delivery",
+    # Before django_tasks_db: its ``db_worker`` command is replaced by webhooks' own, which
+    # also sweeps due deliveries from their table (webhooks/management/commands/db_worker.py).
+    "webhooks",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -253,6 +258,16 @@ SPECTACULAR_SETTINGS = {
         "validatorUrl": None,
     },
 }
+
+# --- Webhooks (webhooks/) ----------------------------------------------------------------------
+# Deliveries run on django-tasks' database backend: ``manage.py db_worker`` runs them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Loopback, private, link-local and other non-public destinations are refused at send time
+# unless this is true: for development (DEBUG) and tests, never for a shared deployment.
+WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = env_bool("WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS", DEBUG)
+# Seconds between a worker's sweeps of the delivery table for due deliveries whose task was
+# never enqueued (a process killed right after commit) or whose retry is due.
+WEBHOOKS_SWEEP_SECONDS = env_float("WEBHOOKS_SWEEP_SECONDS", 10.0, above=0)
 
 # --- Django internals -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

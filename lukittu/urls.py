@@ -15,6 +15,16 @@ from releases.catalog_views import (
     ProductListView,
 )
 from releases.views import ReleaseDetailView, ReleaseListView
+from webhooks.views import (
+    WebhookDeliveryListView,
+    WebhookDetailView,
+    WebhookListView,
+    WebhookRedeliverView,
+    WebhookRotateSecretView,
+    WebhookTestView,
+)
+
+WEBHOOKS = "api/v1/dev/teams/<str:teamId>/webhooks"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -62,6 +72,24 @@ urlpatterns = [
         "api/v1/dev/teams/<str:teamId>/branches/<str:branchId>",
         BranchDetailView.as_view(),
         name="branch-detail",
+    ),
+    path(WEBHOOKS, WebhookListView.as_view(), name="webhook-list"),
+    path(f"{WEBHOOKS}/<str:webhookId>", WebhookDetailView.as_view(), name="webhook-detail"),
+    path(
+        f"{WEBHOOKS}/<str:webhookId>/rotate-secret",
+        WebhookRotateSecretView.as_view(),
+        name="webhook-rotate-secret",
+    ),
+    path(f"{WEBHOOKS}/<str:webhookId>/test", WebhookTestView.as_view(), name="webhook-test"),
+    path(
+        f"{WEBHOOKS}/<str:webhookId>/deliveries",
+        WebhookDeliveryListView.as_view(),
+        name="webhook-delivery-list",
+    ),
+    path(
+        f"{WEBHOOKS}/<str:webhookId>/deliveries/<str:deliveryId>/redeliver",
+        WebhookRedeliverView.as_view(),
+        name="webhook-redeliver",
     ),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(), name="docs"),

@@ -16,6 +16,7 @@ from lukittu.conditions import NO_CONDITIONS, Conditions
 from releases.models import Branch, Product, Release
 from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import AuditActor, log_action, snapshot, update_recorded
+from webhooks import events as webhook_events
 
 PRODUCT_EDITABLE = ("name", "url")
 BRANCH_EDITABLE = ("name",)
@@ -94,6 +95,7 @@ def product_create(
         request_data={"team": team.pk, "name": name, "url": url},
         result=snapshot(product),
     )
+    webhook_events.emit(team, "product.created", product_payload(product))
     return product
 
 
@@ -117,6 +119,7 @@ def product_update(
         team=stored.team,
         actor=actor,
     )
+    webhook_events.emit(stored.team, "product.updated", product_payload(stored))
     return stored
 
 
@@ -130,6 +133,7 @@ def product_delete(
     if Release.objects.filter(product=stored).exists():
         raise in_use("product")
     result = snapshot(stored)
+    webhook_events.emit(stored.team, "product.deleted", product_payload(stored))
     Branch.objects.filter(product=stored).delete()
     stored.delete()
     log_action(
@@ -166,6 +170,7 @@ def branch_create(*, product: Product, name: str, actor: AuditActor | None = Non
         request_data={"product": product.pk, "name": name},
         result=snapshot(branch),
     )
+    webhook_events.emit(product.team, "branch.created", branch_payload(branch))
     return branch
 
 
@@ -193,6 +198,7 @@ def branch_update(
             )
     except IntegrityError:
         raise branch_name_taken() from None
+    webhook_events.emit(stored.product.team, "branch.updated", branch_payload(stored))
     return stored
 
 
@@ -206,6 +212,7 @@ def branch_delete(
     if Release.objects.filter(branch=stored).exists():
         raise in_use("branch")
     result = snapshot(stored)
+    webhook_events.emit(stored.product.team, "branch.deleted", branch_payload(stored))
     stored.delete()
     log_action(
         actor=actor,

@@ -1,0 +1,197 @@
+"""The send-time address check (SSRF guard): non-public destinations are refused unless
+WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS; the request goes to the address that was checked, with
+the URL's host in Host and TLS, and the name is looked up once."""
+
+import ipaddress
+import socket
+
+import httpx
+import pytest
+
+from tests.test_webhooks_helpers import make_endpoint, running_receiver
+from webhooks import sender
+from webhooks.destinations import (
+    DestinationRefused,
+    is_public,
+    resolve_destination,
+    url_problem,
+)
+from webhooks.events import emit
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+
+NOT_PUBLIC = [
+    "127.0.0.1",
+    "127.9.9.9",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",  # the metadata service
+    "169.254.170.2",
+    "100.64.0.1",  # shared address space
+    "100.100.100.200",
+    "0.0.0.0",
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "192.0.0.192",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd00:ec2::254",
+    "ff02::1",
+    "ff0e::1",
+    "::ffff:127.0.0.1",  # IPv4-mapped
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2001:db8::1",  # documentation
+]
+PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.fixture
+def receiver():
+    yield from running_receiver()
+
+
+@pytest.mark.parametrize("address", NOT_PUBLIC)
+def test_non_public_addresses_are_refused(address):
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_are_allowed(address):
+    assert is_public(ipaddress.ip_address(address))
+
+
+def fake_dns(monkeypatch, answers):
+    """``socket.getaddrinfo`` answering ``answers[host]`` (a list of addresses) and counting
+    lookups; anything else goes to the real resolver (IP literals, the receiver)."""
+    lookups = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            lookups.append(host)
+            return [
+                (
+                    socket.AF_INET6 if ":" in a else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    6,
+                    "",
+                    (a, port),
+                )
+                for a in answers[host]
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_a_private_receiver_is_refused_and_nothing_is_sent(settings, world, receiver):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = False
+    make_endpoint(world.team, receiver.url)
+    emit(world.team, "release.updated", {"id": "a"})
+
+    assert sender.sweep() == 1
+
+    assert receiver.received == []
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None
+    assert "non-public address (127.0.0.1): refused" in attempt.error
+    assert WebhookDelivery.objects.get().state == DeliveryState.PENDING
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(settings, monkeypatch, world, receiver):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = False
+    # One public and one private answer: refused, whichever a client would pick.
+    fake_dns(monkeypatch, {"hooks.example.test": ["93.184.216.34", "127.0.0.1"]})
+    make_endpoint(world.team, f"http://hooks.example.test:{receiver.port}/hooks")
+    emit(world.team, "release.updated", {"id": "a"})
+
+    sender.sweep()
+
+    assert receiver.received == []
+    assert (
+        "hooks.example.test resolves to a non-public address" in WebhookAttempt.objects.get().error
+    )
+
+
+@pytest.mark.parametrize("host", ["localhost", "[::1]", "[::ffff:127.0.0.1]", "169.254.169.254"])
+def test_resolve_destination_refuses_local_names_and_literals(settings, host):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = False
+
+    with pytest.raises(DestinationRefused):
+        resolve_destination(f"https://{host}/hooks")
+
+
+def test_the_checked_address_is_the_one_connected_to(settings, monkeypatch, world, receiver):
+    """The name is looked up once; the request goes to that address with the name in Host. A
+    second lookup (DNS rebinding) would have pointed elsewhere."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = True
+    lookups = fake_dns(monkeypatch, {"hooks.example.test": ["127.0.0.1"]})
+    make_endpoint(world.team, f"http://hooks.example.test:{receiver.port}/hooks?x=1")
+    emit(world.team, "release.updated", {"id": "a"})
+
+    assert sender.sweep() == 1
+
+    assert lookups == ["hooks.example.test"]
+    (request,) = receiver.received
+    assert request.headers["Host"] == f"hooks.example.test:{receiver.port}"
+    assert request.path == "/hooks?x=1"
+    assert WebhookDelivery.objects.get().state == DeliveryState.DELIVERED
+
+
+def test_https_goes_to_the_checked_address_with_the_name_for_sni(settings, monkeypatch, world):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = False
+    fake_dns(monkeypatch, {"hooks.example.com": ["93.184.216.34"]})
+    sent = []
+
+    def send(self, request, **kwargs):  # stands in for the network: nothing leaves
+        sent.append(request)
+        return httpx.Response(204, request=request, stream=httpx.ByteStream(b""))
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    make_endpoint(world.team, "https://hooks.example.com/in")
+    emit(world.team, "release.updated", {"id": "a"})
+
+    sender.sweep()
+
+    (request,) = sent
+    assert str(request.url) == "https://93.184.216.34/in"
+    assert request.headers["Host"] == "hooks.example.com"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+
+
+def test_private_destinations_can_be_allowed_for_development(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = True
+
+    destination = resolve_destination("http://127.0.0.1:8080/x")
+
+    assert str(destination.address) == "127.0.0.1"
+    assert destination.url == "http://127.0.0.1:8080/x"
+
+
+@pytest.mark.parametrize(
+    ("debug", "url", "problem"),
+    [
+        (False, "http://example.com/hooks", "Must be an https:// URL."),
+        (False, "https://user:pw@example.com/", "Must not carry credentials."),
+        (
+            False,
+            "https://10.0.0.1/hooks",
+            "Must not be a private, loopback or otherwise non-public address.",
+        ),
+        (False, "https://example.com/hooks", None),
+        (True, "http://127.0.0.1:9000/hooks", None),
+    ],
+)
+def test_the_url_rule(settings, debug, url, problem):
+    settings.DEBUG = debug
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = debug
+
+    assert url_problem(url) == problem

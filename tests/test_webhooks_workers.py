@@ -1,0 +1,169 @@
+"""Delivery across processes, against the test database: a write whose process is killed right
+after COMMIT (before its task is enqueued) is still delivered by the worker, and two worker
+processes running at once never send one attempt twice."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from django.db import transaction
+
+from tests.live import PROJECT_ROOT, server_env
+from tests.test_webhooks_helpers import Answer, make_endpoint, running_receiver
+from webhooks import events
+from webhooks.events import emit
+from webhooks.models import DeliveryState, WebhookDelivery
+
+WORKER_TIMEOUT = 120
+
+# Runs Release Update as the service does, with an on_commit hook registered first: it runs
+# right after COMMIT, before the webhook's own hook (which enqueues the delivery's task), and
+# kills the process there.
+KILLED_AFTER_COMMIT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import django
+    django.setup()
+    from django.db import transaction
+    from releases.models import Release
+    from releases.services import Actor, ReleaseChanges, release_update
+
+    release = Release.objects.select_related("team").get(pk=sys.argv[1])
+    changes = ReleaseChanges(
+        version="9.9.9", product_id=release.product_id, status=release.status,
+        set_as_latest=False, keep_existing_file=True, branch_id=release.branch_id,
+        metadata=[], license_ids=[],
+    )
+    with transaction.atomic():
+        transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+        release_update(
+            actor=Actor(team=release.team, label="operator:test"), release_id=release.pk,
+            changes=changes, upload=None, max_file_bytes=1,
+        )
+    print("not killed")
+    """
+)
+
+
+@pytest.fixture
+def receiver():
+    yield from running_receiver()
+
+
+@pytest.fixture
+def env(tmp_path):
+    # The receiver is on 127.0.0.1, which only development and tests may send to.
+    return server_env(tmp_path / "media", {"WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS": "true"})
+
+
+def run_worker(env, *extra):
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", *extra],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def finish(process):
+    output, _ = process.communicate(timeout=WORKER_TIMEOUT)
+    assert process.returncode == 0, output.decode(errors="replace")
+    return output.decode(errors="replace")
+
+
+def enqueued_tasks():
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(task_path="webhooks.tasks.deliver").count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_killed_right_after_commit_still_delivers(world, receiver, env):
+    make_endpoint(world.team, receiver.url)
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_COMMIT, str(world.release.pk)],
+        cwd=PROJECT_ROOT,
+        env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        timeout=WORKER_TIMEOUT,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode(errors="replace")
+    world.release.refresh_from_db()
+    assert world.release.version == "9.9.9"  # committed
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.state == DeliveryState.PENDING
+    assert enqueued_tasks() == 0  # the process died before enqueueing
+    assert receiver.received == []
+
+    finish(run_worker(env))
+
+    (request,) = receiver.received
+    assert request.headers["webhook-id"] == delivery.event.message_id
+    assert b'"version":"9.9.9"' in request.body
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_send_an_attempt_twice(world, receiver, env):
+    """30 deliveries, each with its task enqueued, some failing once: two worker processes
+    race for the tasks and sweep the table at once. Every attempt reaches the receiver exactly
+    once."""
+    make_endpoint(world.team, receiver.url)
+    count = 30
+    for index in range(count):
+        with transaction.atomic():
+            emit(world.team, "release.updated", {"index": index})
+    assert enqueued_tasks() == count
+    receiver.delay = 0.02  # long enough for the two workers' attempts to overlap
+    receiver.answer(*[Answer(500)] * 5)
+
+    first, second = run_worker(env), run_worker(env)
+    outputs = finish(first) + finish(second)
+    # The five that failed are due again about 5 s later: a third worker then sends them.
+    time.sleep(6)
+    finish(run_worker(env))
+
+    ids = receiver.ids()
+    assert len(ids) == count + 5, outputs
+    assert len(set(ids)) == count
+    states = sorted(WebhookDelivery.objects.values_list("state", "attempt_count"))
+    assert states == [(DeliveryState.DELIVERED, 1)] * 25 + [(DeliveryState.DELIVERED, 2)] * 5
+    retried = [message_id for message_id in set(ids) if ids.count(message_id) == 2]
+    assert len(retried) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_sweeps_deliveries_no_task_announced(world, receiver, env, monkeypatch):
+    """A long-running worker finds, on its periodic sweep, a delivery whose task was never
+    enqueued (or was lost), and stops cleanly on SIGTERM."""
+    make_endpoint(world.team, receiver.url)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-startup-delay"],
+        cwd=PROJECT_ROOT,
+        env={**env, "WEBHOOKS_SWEEP_SECONDS": "0.5"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        time.sleep(3)  # started, its first sweep done
+        # As if the process had died before enqueueing: no task will ever name it.
+        monkeypatch.setattr(events, "enqueue_on_commit", lambda delivery_ids: None)
+        with transaction.atomic():
+            emit(world.team, "release.updated", {"late": True})
+        assert enqueued_tasks() == 0
+        deadline = time.monotonic() + 30
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(receiver.received) == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=WORKER_TIMEOUT)
+    assert worker.returncode == 0, output.decode(errors="replace")
+    assert WebhookDelivery.objects.get().state == DeliveryState.DELIVERED

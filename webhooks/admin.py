@@ -1,0 +1,169 @@
+"""Webhooks in the admin: endpoints (added with their secret shown once, changed, deleted,
+tested, rotated, and why one is off), and the delivery log with its attempts and redelivery.
+Every write goes through ``webhooks.services`` with the operator as the audit log's actor."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from lukittu.admin import ViewOnlyAdmin, ViewOnlyInline, adopt, operator_actor, short_id
+from lukittu.api import ApiError
+from webhooks import services
+from webhooks.destinations import url_problem
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    events = forms.MultipleChoiceField(
+        choices=[(name, name) for name in EVENT_TYPES], widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("team", "url", "events", "active")
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        problem = url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ("url", "team", "active", "event_list", "failing_since", "disabled_reason")
+    list_filter = ("active", "team")
+    list_select_related = ("team",)
+    search_fields = ("url", "team__name")
+    actions = ("send_test_event", "rotate_secret")
+    readonly_fields = (
+        "id",
+        "disabled_reason",
+        "disabled_at",
+        "failing_since",
+        "previous_secret_expires_at",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> tuple:
+        if obj is None:
+            return ("team", "url", "events", "active")
+        return ("id", "team", "url", "events", "active", *self.readonly_fields[1:])
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple:
+        # A webhook stays with the team it was made for.
+        return self.readonly_fields + (("team",) if obj is not None else ())
+
+    @admin.display(description="Events")
+    def event_list(self, endpoint: WebhookEndpoint) -> str:
+        return ", ".join(endpoint.events)
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
+    ) -> None:
+        actor = operator_actor(request)
+        fields = {name: form.cleaned_data[name] for name in ("url", "events", "active")}
+        if change:
+            adopt(obj, services.endpoint_update(endpoint=obj, changes=fields, actor=actor))
+            return
+        endpoint, secret = services.endpoint_create(team=obj.team, actor=actor, **fields)
+        adopt(obj, endpoint)
+        messages.warning(
+            request, f"Webhook created. Copy its secret now, it will not be shown again: {secret}"
+        )
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        services.endpoint_delete(endpoint=obj, actor=operator_actor(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = operator_actor(request)
+        for endpoint in queryset:
+            services.endpoint_delete(endpoint=endpoint, actor=actor)
+
+    @admin.action(description="Send a test event")
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = operator_actor(request)
+        for endpoint in queryset:
+            try:
+                services.send_test_event(endpoint=endpoint, actor=actor)
+            except ApiError as error:
+                self.message_user(request, f"{endpoint.url}: {error.details}", messages.ERROR)
+            else:
+                self.message_user(request, f"Test event queued for {endpoint.url}.")
+
+    @admin.action(description="Rotate the secret (the old one signs for 24 more hours)")
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = operator_actor(request)
+        for endpoint in queryset:
+            _, secret = services.endpoint_rotate_secret(endpoint=endpoint, actor=actor)
+            messages.warning(request, f"New secret for {endpoint.url} (shown only now): {secret}")
+
+
+class AttemptInline(ViewOnlyInline):
+    model = WebhookAttempt
+    fields = ("number", "attempted_at", "status_code", "duration_ms", "error", "response_body")
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ViewOnlyAdmin):
+    list_display = (
+        "created_at",
+        "event_type",
+        "endpoint",
+        "state",
+        "attempt_count",
+        "last_status_code",
+        "next_attempt_at",
+        "message_id",
+    )
+    list_filter = ("state", "event__type")
+    list_select_related = ("event", "endpoint")
+    search_fields = ("endpoint__url", "event__type")
+    fields = (
+        "id",
+        "endpoint",
+        "event_type",
+        "message_id",
+        "state",
+        "attempt_count",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "body",
+    )
+    readonly_fields = fields
+    inlines = (AttemptInline,)
+    actions = ("redeliver",)
+
+    @admin.display(description="Event", ordering="event__type")
+    def event_type(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.type
+
+    @admin.display(description="webhook-id")
+    def message_id(self, delivery: WebhookDelivery) -> Any:
+        return short_id(delivery.event.message_id)
+
+    @admin.display(description="Body sent")
+    def body(self, delivery: WebhookDelivery) -> str:
+        return delivery.event.body
+
+    @admin.action(description="Redeliver (same webhook-id)")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
+        actor = operator_actor(request)
+        for delivery in queryset.select_related("event", "endpoint"):
+            try:
+                services.delivery_redeliver(delivery=delivery, actor=actor)
+            except ApiError as error:
+                self.message_user(request, f"{delivery}: {error.details}", messages.ERROR)
+            else:
+                self.message_user(request, f"Redelivery queued: {delivery}.")

@@ -1,0 +1,127 @@
+"""Emitting events: called by the write services inside their transaction, next to the audit
+entry, so the event and its deliveries commit or roll back with the change.
+
+``emit`` writes nothing when no active endpoint of the team wants the event (one ``SELECT``);
+otherwise one event row and one delivery per endpoint that wants it. After commit each
+delivery's task is enqueued; if that never happens (the process dies first), the worker's
+sweep finds the delivery by ``next_attempt_at`` all the same.
+"""
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from lukittu.api import iso_utc
+from releases.models import Branch, Product, Release
+from releases.serializers import release_payload
+from teams.models import Team
+from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.tasks import enqueue_deliveries
+
+EVENT_TYPES = (
+    "release.created",
+    "release.updated",
+    "release.deleted",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "branch.created",
+    "branch.updated",
+    "branch.deleted",
+)
+# Sent only to the endpoint it tests, whatever it subscribes to.
+TEST_EVENT = "webhook.test"
+
+
+def event_body(event_type: str, data: dict[str, Any]) -> str:
+    """The exact JSON sent (and signed): compact, ASCII only, so its bytes are unambiguous."""
+    payload = {"type": event_type, "timestamp": iso_utc(timezone.now()), "data": data}
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def active_endpoints(team: Team) -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.filter(team=team, active=True))
+
+
+def record_event(
+    team: Team, event_type: str, data: dict[str, Any], endpoints: Iterable[WebhookEndpoint]
+) -> list[WebhookDelivery]:
+    """The event and one pending delivery per endpoint, each enqueued once committed."""
+    endpoints = list(endpoints)
+    if not endpoints:
+        return []
+    event = WebhookEvent.objects.create(
+        team=team, type=event_type, body=event_body(event_type, data)
+    )
+    now = timezone.now()
+    deliveries = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now)
+        for endpoint in endpoints
+    )
+    enqueue_on_commit([delivery.pk for delivery in deliveries])
+    return deliveries
+
+
+def enqueue_on_commit(delivery_ids: list[uuid.UUID]) -> None:
+    # robust: the change is committed whatever happens here; a delivery whose task could not
+    # be enqueued is found by the worker's sweep.
+    transaction.on_commit(lambda: enqueue_deliveries(delivery_ids), robust=True)
+
+
+def emit(team: Team, event_type: str, data: dict[str, Any]) -> list[WebhookDelivery]:
+    """Record ``event_type`` with ``data`` (the object as the API returns it) for every active
+    endpoint of ``team`` that subscribes to it. Call it inside the change's transaction."""
+    subscribers = (e for e in active_endpoints(team) if event_type in e.events)
+    return record_event(team, event_type, data, subscribers)
+
+
+@dataclass
+class ReleaseWrite:
+    """A release write's events: ``release.created`` or ``release.updated`` for the release,
+    and ``release.updated`` for each release of its line that lost ``latest`` to it. Made
+    before the write (when it can still see which releases are latest), emitted after it."""
+
+    team: Team
+    endpoints: list[WebhookEndpoint]
+    latest_before: list[uuid.UUID] = field(default_factory=list)
+
+    def emit(self, payload: dict[str, Any], *, created: bool) -> None:
+        event_type = "release.created" if created else "release.updated"
+        record_event(self.team, event_type, payload, self._wanting(event_type))
+        if self.latest_before:
+            self._emit_demoted()
+
+    def _wanting(self, event_type: str) -> list[WebhookEndpoint]:
+        return [endpoint for endpoint in self.endpoints if event_type in endpoint.events]
+
+    def _emit_demoted(self) -> None:
+        demoted = (
+            Release.objects.filter(pk__in=self.latest_before, latest=False)
+            .select_related("product", "branch", "file")
+            .prefetch_related("metadata", "license_links")
+            .order_by("created_at", "id")
+        )
+        subscribers = self._wanting("release.updated")
+        for release in demoted:
+            record_event(self.team, "release.updated", release_payload(release), subscribers)
+
+
+def release_write(
+    team: Team, release: Release, product: Product, branch: Branch | None
+) -> ReleaseWrite:
+    """Before a create or update of ``release`` onto ``product`` and ``branch``: the team's
+    active endpoints and, only when one wants ``release.updated``, the other releases of that
+    line that are latest now, so ``ReleaseWrite.emit`` can report those the write demoted."""
+    write = ReleaseWrite(team=team, endpoints=active_endpoints(team))
+    if write._wanting("release.updated"):
+        write.latest_before = list(
+            Release.objects.filter(product=product, branch=branch, latest=True)
+            .exclude(pk=release.pk)
+            .values_list("pk", flat=True)
+        )
+    return write

@@ -1,0 +1,322 @@
+"""Sending deliveries: claim, send, record. Runs in the worker (``manage.py db_worker``), from
+the task enqueued after commit and from the sweep of the delivery table.
+
+1. **Claim**, in one conditional ``UPDATE``: a pending delivery whose ``next_attempt_at`` has
+   come is moved one lease (``LEASE``) ahead under a fresh ``claim_token``. Of several workers
+   (threads or processes) trying at once, exactly one matches; the others find it not due and
+   leave it alone.
+2. **Send**, holding no transaction and no row lock: resolve and check the destination
+   (``webhooks/destinations.py``), POST the event's body with ``httpx`` (``TIMEOUT``, no
+   redirects followed, no proxies from the environment), keep the first KiB of the answer.
+3. **Record**, in one short transaction: the attempt row; the delivery delivered, failed, or
+   pending again at its next retry (only by the claim's holder); the endpoint's health. The
+   next retry's task is enqueued once that commits.
+
+**At least once.** A worker that dies after sending but before recording leaves the delivery
+claimed; once the lease ends it is due again and is sent again, with the same ``webhook-id``.
+Receivers deduplicate on ``webhook-id``. Nothing is ever sent twice by two live workers.
+"""
+
+import email.utils
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from webhooks.destinations import DestinationRefused, resolve_destination
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.services import endpoint_disable
+from webhooks.signing import signed_headers
+from webhooks.tasks import enqueue_deliveries
+
+logger = logging.getLogger("webhooks")
+
+# The wait after each failed attempt: 8 attempts over about 42 hours.
+SCHEDULE = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=24),
+)
+MAX_ATTEMPTS = len(SCHEDULE) + 1
+JITTER = 0.1  # each wait is stretched or shrunk by up to 10%, so retries do not arrive in step
+MAX_RETRY_AFTER = timedelta(hours=24)
+# httpx's connect, write and read timeouts, each; the answer's body is read only while the
+# attempt is younger than this.
+TIMEOUT = 10.0
+# Far longer than an attempt can take (resolving, connecting, sending, reading: 10 s each).
+LEASE = timedelta(minutes=5)
+RESPONSE_KEPT = 1024
+DISABLE_AFTER = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt got: a status (and the first KiB of the body) or an error."""
+
+    attempted_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    response_body: str = ""
+    error: str = ""
+    retry_after: timedelta | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def retry_delay(attempt_number: int, retry_after: timedelta | None = None) -> timedelta:
+    """The wait after failed attempt ``attempt_number`` (1-based), with jitter, and never
+    shorter than what the receiver asked for with ``Retry-After``."""
+    base = SCHEDULE[min(attempt_number, len(SCHEDULE)) - 1]
+    delay = base * (1 + random.uniform(-JITTER, JITTER))  # noqa: S311 - not for secrets
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """``Retry-After`` as seconds or an HTTP date (RFC 9110 10.2.3); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(when - now, timedelta(0))
+
+
+# --- 1. Claim ----------------------------------------------------------------------------------
+
+
+def claim(delivery_id: uuid.UUID) -> tuple[WebhookDelivery, uuid.UUID] | None:
+    """The delivery and this claim's token, if it was due and this caller won it."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    won = WebhookDelivery.objects.filter(
+        pk=delivery_id, state=DeliveryState.PENDING, next_attempt_at__lte=now
+    ).update(
+        next_attempt_at=now + LEASE,
+        claim_token=token,
+        attempt_count=F("attempt_count") + 1,
+        updated_at=now,
+    )
+    if not won:
+        return None
+    delivery = WebhookDelivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    return delivery, token
+
+
+# --- 2. Send -----------------------------------------------------------------------------------
+
+
+def _read_head(response: httpx.Response, deadline: float) -> bytes:
+    head = b""
+    for chunk in response.iter_bytes():
+        head += chunk
+        if len(head) >= RESPONSE_KEPT or time.monotonic() > deadline:
+            break
+    return head[:RESPONSE_KEPT]
+
+
+def _post(delivery: WebhookDelivery, now: datetime) -> tuple[httpx.Response, bytes]:
+    """The answer (closed) and the first KiB of its body."""
+    endpoint, event = delivery.endpoint, delivery.event
+    destination = resolve_destination(endpoint.url)
+    headers = signed_headers(
+        message_id=event.message_id,
+        event_type=event.type,
+        body=event.body,
+        secrets=signing_secrets(endpoint, now),
+        now=now,
+    )
+    # The checked address in the URL; the host name for Host and for TLS (SNI, certificate).
+    headers["Host"] = destination.host_header
+    extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
+    # No redirects (a 3xx is a failure), and no proxy from the environment: a proxy would
+    # connect wherever the name resolves for it, past the address check.
+    client = httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+    request = client.build_request(
+        "POST", destination.url, content=event.body.encode(), headers=headers, extensions=extensions
+    )
+    deadline = time.monotonic() + TIMEOUT
+    with client:
+        response = client.send(request, stream=True)
+        try:
+            return response, _read_head(response, deadline)
+        finally:
+            response.close()
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The current secret, then the previous one while its grace period lasts."""
+    secrets = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and expires > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
+
+
+def _status_error(response: httpx.Response) -> str:
+    if response.is_redirect:
+        return f"Redirect not followed (Location: {response.headers.get('Location', '')})"[:500]
+    return "" if response.is_success else f"HTTP {response.status_code}"
+
+
+def send(delivery: WebhookDelivery) -> Outcome:
+    """One attempt: never raises for what the network or the receiver does."""
+    now = timezone.now()
+    started = time.monotonic()
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        response, head = _post(delivery, now)
+    except DestinationRefused as refused:
+        return Outcome(now, elapsed(), error=str(refused)[:500])
+    except httpx.HTTPError as failure:
+        return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
+    retry_after = None
+    if response.status_code in (429, 503):
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
+    return Outcome(
+        now,
+        elapsed(),
+        status_code=response.status_code,
+        response_body=head.decode("utf-8", errors="replace"),
+        error=_status_error(response),
+        retry_after=retry_after,
+    )
+
+
+# --- 3. Record ---------------------------------------------------------------------------------
+
+
+def _next_state(
+    delivery: WebhookDelivery, outcome: Outcome, now: datetime
+) -> tuple[str, datetime | None]:
+    if outcome.delivered:
+        return DeliveryState.DELIVERED, None
+    if outcome.status_code == 410 or delivery.attempt_count >= MAX_ATTEMPTS:
+        return DeliveryState.FAILED, None
+    return DeliveryState.PENDING, now + retry_delay(delivery.attempt_count, outcome.retry_after)
+
+
+def _endpoint_health(endpoint: WebhookEndpoint, outcome: Outcome, now: datetime) -> None:
+    endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+    if outcome.delivered:
+        endpoints.filter(failing_since__isnull=False).update(failing_since=None)
+        return
+    if outcome.status_code == 410:
+        endpoint_disable(
+            endpoint, reason=f"The endpoint answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC"
+        )
+        return
+    endpoints.filter(failing_since__isnull=True).update(failing_since=now)
+    failing = endpoints.filter(active=True, failing_since__lte=now - DISABLE_AFTER).first()
+    if failing is not None:
+        since = failing.failing_since
+        endpoint_disable(
+            endpoint,
+            reason=f"Every attempt failed for 3 days (since {since:%Y-%m-%d %H:%M} UTC); "
+            f"the last: {outcome.error or outcome.status_code}"[:255],
+        )
+
+
+def record(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> datetime | None:
+    """Store the attempt and its consequences; the next attempt's time, if any."""
+    now = timezone.now()
+    state, next_attempt_at = _next_state(delivery, outcome, now)
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempt_count,
+            attempted_at=outcome.attempted_at,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            error=outcome.error,
+            response_body=outcome.response_body,
+        )
+        still_ours = WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+            state=state,
+            next_attempt_at=next_attempt_at,
+            claim_token=None,
+            last_status_code=outcome.status_code,
+            last_error=outcome.error,
+            updated_at=now,
+        )
+        _endpoint_health(delivery.endpoint, outcome, now)
+        if still_ours and next_attempt_at is not None:
+            enqueue_on_commit_at(delivery.pk, next_attempt_at)
+    return next_attempt_at if still_ours else None
+
+
+def enqueue_on_commit_at(delivery_id: uuid.UUID, when: datetime) -> None:
+    transaction.on_commit(lambda: enqueue_deliveries([delivery_id], run_after=when), robust=True)
+
+
+def _skip_disabled(delivery: WebhookDelivery, token: uuid.UUID) -> None:
+    """A delivery to an endpoint disabled meanwhile fails without being sent."""
+    WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+        state=DeliveryState.FAILED,
+        next_attempt_at=None,
+        claim_token=None,
+        last_error="Not sent: the webhook is disabled",
+        updated_at=timezone.now(),
+    )
+
+
+def attempt(delivery_id: uuid.UUID) -> bool:
+    """Claim, send and record one delivery if it is due; whether this call sent it."""
+    claimed = claim(delivery_id)
+    if claimed is None:
+        return False
+    delivery, token = claimed
+    if not delivery.endpoint.active:
+        _skip_disabled(delivery, token)
+        return False
+    outcome = send(delivery)
+    record(delivery, token, outcome)
+    logger.info(
+        "webhook %s to %s: attempt %d, %s",
+        delivery.event.message_id,
+        delivery.endpoint.url,
+        delivery.attempt_count,
+        outcome.status_code or outcome.error,
+    )
+    return True
+
+
+def sweep(*, overdue: timedelta = timedelta(0), batch: int = 100) -> int:
+    """Attempt every delivery due for longer than ``overdue``, oldest first, whether or not a
+    task was ever enqueued for it. How many this call sent."""
+    sent = 0
+    while True:
+        cutoff = timezone.now() - overdue
+        due = list(
+            WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=cutoff)
+            .order_by("next_attempt_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        # Each attempt moves its delivery out of the due set (sent, rescheduled, or claimed
+        # by another worker), so this ends.
+        sent += sum(attempt(delivery_id) for delivery_id in due)
+        if len(due) < batch:
+            return sent

@@ -1,0 +1,36 @@
+"""The delivery task (django-tasks, database backend), and enqueueing it.
+
+A task only says "look at this delivery now"; the delivery row decides what happens
+(``webhooks.sender.attempt`` claims it only if it is still due). So a duplicate task, or a
+task that outlives a sweep which already sent the delivery, does nothing, and a task that was
+never enqueued is made up for by the sweep.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from django_tasks import task
+
+logger = logging.getLogger("webhooks")
+
+
+@task()
+def deliver(delivery_id: str) -> bool:
+    from webhooks.sender import attempt  # the sender enqueues retries with this module
+
+    return attempt(uuid.UUID(delivery_id))
+
+
+def enqueue_deliveries(
+    delivery_ids: Iterable[uuid.UUID], run_after: datetime | None = None
+) -> None:
+    """One task per delivery, to run at ``run_after`` (now when None). A failure is logged,
+    not raised: the sweep will find the delivery by its ``next_attempt_at``."""
+    scheduled = deliver.using(run_after=run_after) if run_after is not None else deliver
+    for delivery_id in delivery_ids:
+        try:
+            scheduled.enqueue(str(delivery_id))
+        except Exception:
+            logger.exception("could not enqueue webhook delivery %s; the sweep will", delivery_id)

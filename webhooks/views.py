@@ -1,0 +1,281 @@
+"""Webhooks in the Developer API: the envelope, key, team scoping, rate limit, audit trail and
+Idempotency-Key of the release and catalog endpoints; JSON bodies.
+
+- ``/teams/{teamId}/webhooks``: list (GET), create (POST; the answer shows the secret, once);
+- ``/teams/{teamId}/webhooks/{webhookId}``: get, update (PUT), delete;
+- ``.../{webhookId}/rotate-secret`` (POST): a new secret, the old one signing for a grace period;
+- ``.../{webhookId}/test`` (POST): a ``webhook.test`` event for this endpoint;
+- ``.../{webhookId}/deliveries`` (GET): the delivery log, newest first;
+- ``.../{webhookId}/deliveries/{deliveryId}/redeliver`` (POST): the event again, same id.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.validators import URLValidator
+from django.db import transaction
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lukittu.api import ApiError, Code, success
+from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
+from releases.catalog_views import JsonApiView, audit_actor, json_body, page_of
+from releases.serializers import (
+    MAX_PAGE,
+    PAGE_SIZES,
+    ClosedSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictPageField,
+    error_list,
+)
+from webhooks import openapi, services
+from webhooks.destinations import url_problem
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.selectors import (
+    delivery_payload,
+    team_webhooks,
+    webhook_deliveries,
+    webhook_payload,
+)
+
+MAX_GRACE_HOURS = 168
+
+# --- Bodies and queries ------------------------------------------------------------------------
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: DRF would also take "24", 24.0 and true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class WebhookBodySerializer(ClosedSerializer):
+    url = StrictCharField(min_length=1, max_length=500)
+    events = serializers.ListField(
+        child=StrictChoiceField(choices=EVENT_TYPES), min_length=1, max_length=len(EVENT_TYPES)
+    )
+    active = StrictBooleanField(required=False, default=True)
+
+    def validate_url(self, value: str) -> str:
+        try:
+            URLValidator(schemes=["http", "https"])(value)
+        except Exception:
+            raise serializers.ValidationError("Must be a valid URL.") from None
+        problem = url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+    def validate_events(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Name each event once.")
+        return value
+
+
+class RotateBodySerializer(ClosedSerializer):
+    gracePeriodHours = StrictIntegerField(min_value=0, max_value=MAX_GRACE_HOURS, default=24)
+
+
+class PageQuerySerializer(serializers.Serializer):
+    page = StrictPageField(min_value=1, max_value=MAX_PAGE, default=1)
+    pageSize = serializers.ChoiceField(choices=PAGE_SIZES, default=25)
+
+
+def page_query(request: Request) -> dict[str, Any]:
+    """``page`` and ``pageSize``; anything else, or either twice, is a 400 naming it."""
+    params = request.query_params
+    known = PageQuerySerializer().fields
+    serializer = PageQuerySerializer(data={name: params[name] for name in params if name in known})
+    errors = [] if serializer.is_valid() else error_list(serializer.errors)
+    errors += [
+        {"message": "Give this parameter once.", "path": [name]}
+        for name in known
+        if len(params.getlist(name)) > 1
+    ]
+    errors += [
+        {"message": "Unknown parameter.", "path": [name]} for name in params if name not in known
+    ]
+    if errors:
+        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
+        raise ApiError(
+            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
+        )
+    return serializer.validated_data
+
+
+# --- Lookups inside the key's team -------------------------------------------------------------
+
+
+def webhook_in_team(request: Request, webhook_id: Any) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(pk=webhook_id, team=request.auth.team).first()
+    if endpoint is None:
+        raise services.webhook_not_found()
+    return endpoint
+
+
+def delivery_of(endpoint: WebhookEndpoint, delivery_id: Any) -> WebhookDelivery:
+    delivery = (
+        WebhookDelivery.objects.filter(pk=delivery_id, endpoint=endpoint)
+        .select_related("event", "endpoint")
+        .first()
+    )
+    if delivery is None:
+        raise ApiError(404, Code.BAD_REQUEST, "Delivery not found")
+    return delivery
+
+
+def with_secret(endpoint: WebhookEndpoint, secret: str) -> dict[str, Any]:
+    return {**webhook_payload(endpoint), "secret": secret}
+
+
+# --- Views -------------------------------------------------------------------------------------
+
+
+class WebhookListView(JsonApiView):
+    @openapi.list_webhooks
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        query = page_query(request)
+        items, total, has_next = page_of(team_webhooks(request.auth.team), query)
+        return success(
+            {
+                "webhooks": [webhook_payload(endpoint) for endpoint in items],
+                "hasNextPage": has_next,
+                "totalResults": total,
+            },
+            details="Webhooks found",
+        )
+
+    @openapi.create_webhook
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        body = json_body(request, WebhookBodySerializer)
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            endpoint, secret = services.endpoint_create(
+                team=request.auth.team,
+                url=body["url"],
+                events=body["events"],
+                active=body["active"],
+                actor=audit_actor(request),
+            )
+            conditions.record(201, with_secret(endpoint, secret), "Webhook created")
+
+        return run_write(request, lambda: fingerprint(body), write)
+
+
+class WebhookDetailView(JsonApiView):
+    path_ids = {"teamId": "team_id", "webhookId": "webhook_id"}
+
+    @openapi.get_webhook
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        endpoint = webhook_in_team(request, self.webhook_id)
+        return conditional_get(request, webhook_payload(endpoint), "Webhook found")
+
+    @openapi.update_webhook
+    def put(self, request: Request, **kwargs: Any) -> Response:
+        body = json_body(request, WebhookBodySerializer)
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            updated = services.endpoint_update(
+                endpoint=webhook_in_team(request, self.webhook_id),
+                changes=body,
+                actor=audit_actor(request),
+                conditions=conditions,
+            )
+            conditions.record(200, webhook_payload(updated), "Webhook updated")
+
+        return run_write(request, lambda: fingerprint(body), write)
+
+    @openapi.delete_webhook
+    def delete(self, request: Request, **kwargs: Any) -> Response:
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            payload = services.endpoint_delete(
+                endpoint=webhook_in_team(request, self.webhook_id),
+                actor=audit_actor(request),
+                conditions=conditions,
+            )
+            conditions.record(200, payload, "Webhook deleted")
+
+        return run_write(request, lambda: fingerprint(None), write)
+
+
+class WebhookRotateSecretView(JsonApiView):
+    path_ids = {"teamId": "team_id", "webhookId": "webhook_id"}
+    http_method_names = ["post"]
+
+    @openapi.rotate_webhook_secret
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        body = json_body(request, RotateBodySerializer)
+
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            endpoint, secret = services.endpoint_rotate_secret(
+                endpoint=webhook_in_team(request, self.webhook_id),
+                grace=timedelta(hours=body["gracePeriodHours"]),
+                actor=audit_actor(request),
+                conditions=conditions,
+            )
+            conditions.record(200, with_secret(endpoint, secret), "Webhook secret rotated")
+
+        return run_write(request, lambda: fingerprint(body), write)
+
+
+class WebhookTestView(JsonApiView):
+    path_ids = {"teamId": "team_id", "webhookId": "webhook_id"}
+    http_method_names = ["post"]
+
+    @openapi.test_webhook
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            delivery = services.send_test_event(
+                endpoint=webhook_in_team(request, self.webhook_id), actor=audit_actor(request)
+            )
+            conditions.record(201, delivery_payload(delivery), "Test event queued")
+
+        return run_write(request, lambda: fingerprint(None), write)
+
+
+class WebhookDeliveryListView(JsonApiView):
+    path_ids = {"teamId": "team_id", "webhookId": "webhook_id"}
+    http_method_names = ["get", "head"]
+
+    @openapi.list_webhook_deliveries
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        endpoint = webhook_in_team(request, self.webhook_id)
+        query = page_query(request)
+        items, total, has_next = page_of(webhook_deliveries(endpoint), query)
+        return success(
+            {
+                "deliveries": [delivery_payload(delivery) for delivery in items],
+                "hasNextPage": has_next,
+                "totalResults": total,
+            },
+            details="Deliveries found",
+        )
+
+
+class WebhookRedeliverView(JsonApiView):
+    path_ids = {"teamId": "team_id", "webhookId": "webhook_id", "deliveryId": "delivery_id"}
+    http_method_names = ["post"]
+
+    @openapi.redeliver_webhook
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        @transaction.atomic
+        def write(conditions: Conditions) -> None:
+            endpoint = webhook_in_team(request, self.webhook_id)
+            again = services.delivery_redeliver(
+                delivery=delivery_of(endpoint, self.delivery_id), actor=audit_actor(request)
+            )
+            conditions.record(201, delivery_payload(again), "Redelivery queued")
+
+        return run_write(request, lambda: fingerprint(None), write)
