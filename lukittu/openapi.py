@@ -498,6 +498,8 @@ class BearerApiKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
+# ``*``, or a comma-separated list of quoted entity tags, each possibly weak (RFC 9110 8.8.3).
+ENTITY_TAGS = r'^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$'
 # Operations that honour If-None-Match / If-Match and Idempotency-Key (lukittu/conditions.py).
 CONDITIONAL_READS = {"getRelease", "getProduct", "getBranch"}
 CONDITIONAL_WRITES = {
@@ -515,11 +517,11 @@ _HEADER_PARAMETERS = {
     "If-Match": (
         'Write only if the resource\'s current ETag is one of these (`"…"`, or `*`): else 412 '
         "with the current `ETag`.",
-        {"type": "string"},
+        {"type": "string", "pattern": ENTITY_TAGS},
     ),
     "If-None-Match": (
         "304 with no body when the resource's current ETag is one of these.",
-        {"type": "string"},
+        {"type": "string", "pattern": ENTITY_TAGS},
     ),
 }
 ETAG_HEADER = register(
@@ -597,6 +599,12 @@ def _path_parameter_ref(operation_id: str, parameter: Schema) -> Schema:
     return ref(component, "parameters") if component else parameter
 
 
+def _schema_of(schema: Schema) -> Schema:
+    """The schema itself, or the registered component a ``$ref`` names."""
+    name = schema.get("$ref", "").rpartition("/")[2]
+    return COMPONENTS["schemas"].get(name, schema) if "$ref" in schema else schema
+
+
 def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """drf-spectacular postprocessing hook (see the module's docstring)."""
     components = result.setdefault("components", {})
@@ -624,7 +632,8 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
                 )
             body = operation.get("requestBody")
             if body and all(
-                media.get("schema", {}).get("required") for media in body["content"].values()
+                _schema_of(media.get("schema", {})).get("required")
+                for media in body["content"].values()
             ):
                 body["required"] = True  # drf-spectacular cannot tell for a plain schema
             if any("bearerAuth" in requirement for requirement in operation.get("security", [])):
@@ -637,4 +646,10 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
                         response.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
                 for status in ("4XX", "5XX"):
                     operation["responses"].setdefault(status, ref("StandardError", "responses"))
+                # Ascending, the ranges last, wherever each response came from.
+                operation["responses"] = dict(
+                    sorted(
+                        operation["responses"].items(), key=lambda item: ("X" in item[0], item[0])
+                    )
+                )
     return result
