@@ -3,30 +3,39 @@ lists them. Each check either passes or raises the ``ApiError`` the client recei
 
 ``resolve`` runs the checks that only read; ``seats.take`` (the last two checks, under the
 license's lock) and the session-key replay check write.
+
+Every request of the Client API comes through here: what the checks read up to the seats is
+read in one statement (``delivery.lookup``) and checked in order here.
 """
 
 import hashlib
 import logging
+import secrets
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from delivery.crypto import InvalidSessionKey, decrypt_session_key
+from delivery.lookup import Found, lookup
 from delivery.models import SessionKeyUse
 from delivery.params import ClientQuery
 from lukittu import throttling
 from lukittu.api import ApiError, Code
-from releases.models import Branch, Product, Release, ReleaseFile, ReleaseStatus
+from releases.models import Product, Release, ReleaseFile, ReleaseStatus
 from teams.keys import KeySealError, key_pair_for, private_key_of
-from teams.models import License, Team
+from teams.models import License, Team, TeamKeyPair
 
 logger = logging.getLogger("lukittu.delivery")
 
 SESSION_KEY_WINDOW = timedelta(minutes=15)
+# One claim in this many also deletes the team's uses older than the window: the table stays
+# small without a second statement on every download.
+SESSION_KEY_CLEANUP_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ class Grant:
 
     team: Team
     license: License
-    product: Product
+    product: Product | None  # what the release headers need; the update check does not
     release: Release
     file: ReleaseFile
     latest_version: str | None
@@ -57,8 +66,7 @@ def check_rate_limits(team_id: uuid.UUID, license_key: str, ip: str | None) -> N
         raise rate_limited()
 
 
-def live_team(team_id: uuid.UUID) -> Team:
-    team = Team.objects.filter(pk=team_id, deleted_at__isnull=True).first()
+def check_team(team: Team | None) -> Team:
     if team is None:
         raise ApiError(404, Code.TEAM_NOT_FOUND, "Team not found")
     if not team.file_uploads_enabled:
@@ -70,10 +78,32 @@ def live_team(team_id: uuid.UUID) -> Team:
     return team
 
 
-def open_session_key(team: Team, session_key_hex: str) -> bytes:
-    """The decrypted session key, used here for the first time in the replay window."""
+def admit(
+    team_id: uuid.UUID, query: ClientQuery, *, with_key_pair: bool, with_product: bool
+) -> Found:
+    """Everything the checks read, with the team checked. ``with_key_pair`` for the
+    classloader; ``with_product`` when the release headers name the product."""
+    probe = License()
+    probe.set_key(query.license_key)
+    found = lookup(
+        team_id,
+        probe.key_digest,
+        query.product_id,
+        query.branch,
+        query.version,
+        key_pair=with_key_pair,
+        product=with_product,
+    )
+    check_team(found.team)
+    return found
+
+
+def open_session_key(team: Team, key_pair: TeamKeyPair | None, session_key_hex: str) -> bytes:
+    """The decrypted session key, used here for the first time in the replay window.
+    ``key_pair`` is the team's as ``admit`` read it (None: the team has none yet)."""
     try:
-        private_key = private_key_of(key_pair_for(team))
+        # A team made other than by team_create has no key pair yet: it is made now.
+        private_key = private_key_of(key_pair or key_pair_for(team))
     except KeySealError:
         logger.error("The private key of team %s does not open: TEAM_KEYS_SECRET changed?", team.pk)
         raise
@@ -86,64 +116,50 @@ def open_session_key(team: Team, session_key_hex: str) -> bytes:
 
 
 def _claim_session_key(team: Team, digest: str) -> None:
-    """One row per key and team; a second claim inside the window fails on the unique
-    constraint, so two requests racing with one key cannot both pass."""
-    cutoff = timezone.now() - SESSION_KEY_WINDOW
-    with transaction.atomic():
+    """One row per key and team. A new key is one INSERT (committed on its own); a key seen
+    before fails on the unique constraint and is claimed again only if its last use is past
+    the window, by one UPDATE that only one of two racing requests can win."""
+    now = timezone.now()
+    cutoff = now - SESSION_KEY_WINDOW
+    if secrets.randbelow(SESSION_KEY_CLEANUP_EVERY) == 0:
         SessionKeyUse.objects.filter(team=team, used_at__lt=cutoff).delete()
+    # In autocommit (as views run) the INSERT alone: a failed one leaves the connection
+    # usable, and atomic() would add BEGIN and COMMIT round trips. Inside a caller's
+    # transaction, a savepoint keeps a refusal from breaking it.
+    statement = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
-            SessionKeyUse.objects.create(team=team, digest=digest)
+        with statement:
+            SessionKeyUse.objects.create(team=team, digest=digest, used_at=now)
     except IntegrityError:
-        raise rate_limited() from None
+        reclaimed = SessionKeyUse.objects.filter(
+            team=team, digest=digest, used_at__lt=cutoff
+        ).update(used_at=now)
+        if not reclaimed:
+            raise rate_limited() from None
 
 
-def find_license(team: Team, license_key: str) -> License:
-    probe = License(team=team)
-    probe.set_key(license_key)
-    license = License.objects.filter(team=team, key_digest=probe.key_digest).first()
+def check_license(license: License | None) -> License:
+    """``license`` as ``admit`` found it, with whether it opens the product."""
     if license is None:
         raise ApiError(404, Code.LICENSE_NOT_FOUND, "License not found")
-    return license
-
-
-def licensed_product(team: Team, license: License, product_id: uuid.UUID) -> Product:
-    product = Product.objects.filter(pk=product_id, team=team, licenses=license).first()
-    if product is None:
+    if not license.opens_product:
         raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
-    return product
+    return license
 
 
 def release_not_found(details: str = "Release not found") -> ApiError:
     return ApiError(404, Code.RELEASE_NOT_FOUND, details)
 
 
-def choose_release(product: Product, query: ClientQuery) -> tuple[Release, str | None]:
-    """The release to deliver and the version of the line's latest. Only releases with a file
-    count; without ``branch`` only the main line (no branch) is considered."""
-    branch = None
-    if query.branch is not None:
-        branch = Branch.objects.filter(product=product, name=query.branch).first()
-        if branch is None:
-            raise release_not_found("Branch not found")
-    line = Release.objects.filter(product=product, branch=branch, file__isnull=False)
-    latest = line.filter(latest=True).select_related("file", "branch").first()
-    if query.version is None:
-        chosen = latest
-    else:
-        chosen = line.filter(version=query.version).select_related("file", "branch").first()
-    if chosen is None:
-        raise release_not_found()
-    return chosen, latest.version if latest is not None else None
-
-
 def check_release_open_to(release: Release, license: License) -> None:
+    """``release`` as ``delivery.lookup`` read it (``limited``: it has a license list)."""
     if release.status == ReleaseStatus.ARCHIVED:
         raise ApiError(403, Code.RELEASE_ARCHIVED, "Release is archived")
     if release.status == ReleaseStatus.DRAFT:
         raise ApiError(403, Code.RELEASE_DRAFT, "Release is draft")
-    allowed = set(release.license_links.values_list("license_id", flat=True))
-    if allowed and license.pk not in allowed:
+    # Most releases are open to every license of the product: only a limited one needs the
+    # second look.
+    if release.limited and not release.license_links.filter(license=license).exists():
         raise ApiError(
             403, Code.NO_ACCESS_TO_RELEASE, "License does not have access to this release"
         )
@@ -156,18 +172,23 @@ def check_license_standing(license: License) -> None:
         raise ApiError(403, Code.LICENSE_EXPIRED, "License expired")
 
 
-def resolve(team: Team, query: ClientQuery) -> Grant:
-    """The checks from the license on, up to (not including) the seats."""
-    license = find_license(team, query.license_key)
-    product = licensed_product(team, license, query.product_id)
-    release, latest_version = choose_release(product, query)
+def resolve(found: Found, query: ClientQuery) -> Grant:
+    """The checks from the license on, up to (not including) the seats, on what ``admit``
+    read. Only releases with a file count; without ``branch`` only the product's main line."""
+    license = check_license(found.license)
+    if query.branch is not None and found.branch is None:
+        raise release_not_found("Branch not found")
+    release = found.release
+    if release is None:
+        raise release_not_found()
     check_release_open_to(release, license)
     check_license_standing(license)
+    assert found.team is not None  # admit checked it
     return Grant(
-        team=team,
+        team=found.team,
         license=license,
-        product=product,
+        product=found.product,
         release=release,
         file=release.file,
-        latest_version=latest_version,
+        latest_version=found.latest_version,
     )

@@ -4,7 +4,7 @@
    (RSA-OAEP, SHA-1 for both the hash and MGF1, no label) and sends the ciphertext as hex.
 2. The server decrypts it with the team's private key. The AES-256-GCM key is the SHA-256 of
    the *lower-case hex text* of the decrypted bytes (not of the bytes themselves).
-3. The file goes out as a sequence of frames, one per chunk read from storage::
+3. The file goes out as a sequence of frames, one per 64 KiB chunk of it (the last shorter)::
 
        uint32 big-endian  length of what follows (12 + 16 + len(ciphertext))
        12 bytes           random IV
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 IV_BYTES = 12
 TAG_BYTES = 16
 FRAME_HEADER = struct.Struct(">I")
+FRAME_OVERHEAD = FRAME_HEADER.size + IV_BYTES + TAG_BYTES
 
 # SHA-1 is the protocol's choice (Node's OAEP default, which Lukittu's loaders use); in OAEP it
 # serves as a mask generator, where collisions do not matter.
@@ -54,21 +55,33 @@ def frame_key(session_key: bytes) -> bytes:
     return hashlib.sha256(session_key.hex().encode()).digest()
 
 
-def encrypt_frame(aead: AESGCM, chunk: bytes) -> bytes:
+def encrypt_frame(aead: AESGCM, chunk: bytes | memoryview) -> bytes:
     iv = os.urandom(IV_BYTES)
-    sealed = aead.encrypt(iv, chunk, None)  # ciphertext followed by the tag
+    # The ciphertext followed by the tag; sliced as views, so the chunk is copied once, into
+    # the frame.
+    sealed = memoryview(aead.encrypt(iv, chunk, None))
     ciphertext, tag = sealed[:-TAG_BYTES], sealed[-TAG_BYTES:]
     return b"".join(
         (FRAME_HEADER.pack(IV_BYTES + TAG_BYTES + len(ciphertext)), iv, tag, ciphertext)
     )
 
 
-def encrypt_frames(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
-    """One frame per non-empty chunk, produced as the chunks arrive."""
+def frames_length(size: int, frame_plaintext: int) -> int:
+    """The length of the frames of ``size`` bytes cut into ``frame_plaintext``-byte chunks."""
+    return size + -(-size // frame_plaintext) * FRAME_OVERHEAD
+
+
+def encrypt_blocks(blocks: Iterable[bytes], key: bytes, frame_plaintext: int) -> Iterator[bytes]:
+    """The frames of each block, cut into ``frame_plaintext``-byte chunks (a block's length is a
+    multiple of it, but the last block's), joined: one write to the client per block rather
+    than per frame."""
     aead = AESGCM(key)
-    for chunk in chunks:
-        if chunk:
-            yield encrypt_frame(aead, chunk)
+    for block in blocks:
+        view = memoryview(block)
+        yield b"".join(
+            encrypt_frame(aead, view[offset : offset + frame_plaintext])
+            for offset in range(0, len(view), frame_plaintext)
+        )
 
 
 def decrypt_frames(stream: bytes, key: bytes) -> bytes:

@@ -9,12 +9,24 @@ from django.http import QueryDict
 
 from lukittu.api import ApiError, Code
 from lukittu.ids import parse_uuid
+from releases.serializers import WHITESPACE
 
-LICENSE_KEY = re.compile(r"[A-Z0-9]{5}(?:-[A-Z0-9]{5}){4}")
-NO_SPACES = re.compile(r"\S+")
-# Printable, no spaces, no control characters.
-VERSION = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}")
-BRANCH = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+# The rules as patterns that Python's ``re`` (fullmatch) and JSON Schema (ECMA-262) read alike,
+# so the OpenAPI document (``delivery.openapi``) publishes exactly what is checked here. "No
+# spaces" is whitespace by either language's definition, as for a release's version (Python's
+# \s alone would let U+FEFF through, which JavaScript's \S, Lukittu's rule, refuses).
+LICENSE_KEY_PATTERN = "[A-Z0-9]{5}(?:-[A-Z0-9]{5}){4}"
+NOT_SPACE = f"[^{WHITESPACE}]"
+NO_SPACES_PATTERN = f"{NOT_SPACE}+"
+# No spaces, no control characters.
+VERSION_PATTERN = f"[^{WHITESPACE}\\u0000-\\u001f\\u007f]{{1,255}}"
+BRANCH_PATTERN = "[^\\u0000-\\u001f\\u007f]{1,255}"
+IDENTIFIER_MIN, IDENTIFIER_MAX = 10, 1000
+
+LICENSE_KEY = re.compile(LICENSE_KEY_PATTERN)
+NO_SPACES = re.compile(NO_SPACES_PATTERN)
+VERSION = re.compile(VERSION_PATTERN)
+BRANCH = re.compile(BRANCH_PATTERN)
 
 COMMON = ("licenseKey", "productId", "hardwareIdentifier", "deviceIdentifier", "version", "branch")
 CLASSLOADER = (*COMMON, "sessionKey", "customerId")
@@ -51,10 +63,11 @@ def _required(query: QueryDict, name: str, label: str) -> str:
 
 
 def _identifier(value: str, label: str) -> str:
-    if len(value) < 10:
-        raise bad(f"{label} must be at least 10 characters")
-    if len(value) > 1000:
-        raise bad(f"{label} must be less than 1000 characters")
+    if len(value) < IDENTIFIER_MIN:
+        raise bad(f"{label} must be at least {IDENTIFIER_MIN} characters")
+    # Lukittu's wording; 1,000 itself is allowed (zod's max is inclusive).
+    if len(value) > IDENTIFIER_MAX:
+        raise bad(f"{label} must be less than {IDENTIFIER_MAX} characters")
     if not NO_SPACES.fullmatch(value):
         raise bad(f"{label} must not contain spaces")
     return value

@@ -4,14 +4,17 @@ empty). A new device or address over the license's limit is refused.
 
 ``take`` checks and takes in one transaction holding the license's row lock, so two new
 devices racing for the last seat queue there: the first takes it, the second then counts it
-and is refused. ``check`` is the same rule without writing, for the update check.
+and is refused. ``check`` is the same rule without writing, for the update check. Both count
+every kind in one query (``standing``), and ``check`` makes none for an unlimited license.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import Download, Seat, hwid_digest
@@ -51,22 +54,90 @@ def active_seats(team: Team, license: License, kind: str, now: datetime) -> Quer
     return seats
 
 
-def _refuse_if_full(team: Team, license: License, kind: str, value: str, now: datetime) -> None:
-    attribute, code, details = LIMIT_ERRORS[kind]
-    limit = getattr(license, attribute)
-    if limit is None:
-        return
-    active = active_seats(team, license, kind, now)
-    if active.filter(value=value).exists():
-        return
-    if active.count() >= limit:
-        raise ApiError(403, code, details)
+@dataclass(frozen=True)
+class Standing:
+    """A license's seats of one kind, as one device sees them."""
+
+    active: int  # seats in use, the device's own included
+    held: bool  # the device has a seat of this kind (in use or idle)
+    held_active: bool  # ... and it is in use
+
+
+@functools.cache
+def _standing_sql(vendor: str, timeout: bool) -> str:
+    """One row per kind: its seats in use, and the device's (any, and in use). Standard SQL
+    from the model's table and columns (``vendor`` keys the cache; the quoting is the
+    connection's). Parameters: [the cutoff, twice], the device's two (kind, value) pairs, the
+    license id, the two kinds."""
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(Seat._meta.get_field(name).column)
+
+    kind, value = column("kind"), column("value")
+    mine = f"(({kind} = %s AND {value} = %s) OR ({kind} = %s AND {value} = %s))"
+    if timeout:
+        recent = f"{column('last_seen_at')} >= %s"
+        active = f"COUNT(CASE WHEN {recent} THEN 1 END)"
+        held_active = f"COUNT(CASE WHEN {mine} AND {recent} THEN 1 END)"
+    else:
+        active, held_active = "COUNT(*)", f"COUNT(CASE WHEN {mine} THEN 1 END)"
+    return (
+        f"SELECT {kind}, {active}, COUNT(CASE WHEN {mine} THEN 1 END), {held_active} "  # noqa: S608
+        f"FROM {quote(Seat._meta.db_table)} WHERE {column('license')} = %s "
+        f"AND {kind} IN (%s, %s) GROUP BY {kind}"
+    )
+
+
+def standing(team: Team, license: License, device: Device, now: datetime) -> dict[str, Standing]:
+    """Per kind the device needs, its ``Standing``: one statement for every kind (the
+    update check's and every download's, so written out rather than built by the ORM on
+    every request)."""
+    wanted = device.wanted()
+    # Both placeholders filled even for a device without an address: a kind it does not
+    # need matches none of its seats and is left out of the result.
+    pairs = [*wanted, *wanted][:2]
+    mine = [part for pair in pairs for part in pair]
+    timeout = bool(team.seat_timeout_minutes)
+    params: list[Any] = []
+    if timeout:
+        cutoff = connection.ops.adapt_datetimefield_value(
+            now - timedelta(minutes=team.seat_timeout_minutes or 0)
+        )
+        params += [cutoff, *mine, *mine, cutoff]
+    else:
+        params += [*mine, *mine]
+    license_id = Seat._meta.get_field("license").get_db_prep_value(license.pk, connection)
+    params += [license_id, *(kind for kind, _ in pairs)]
+    with connection.cursor() as cursor:
+        cursor.execute(_standing_sql(connection.vendor, timeout), params)
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+    return {
+        kind: Standing(
+            active=found.get(kind, (0, 0, 0))[0],
+            held=bool(found.get(kind, (0, 0, 0))[1]),
+            held_active=bool(found.get(kind, (0, 0, 0))[2]),
+        )
+        for kind, _ in wanted
+    }
+
+
+def _refuse_if_full(license: License, seats: dict[str, Standing]) -> None:
+    """The first kind (in ``Device.wanted``'s order) whose limit a new seat would pass."""
+    for kind, seat in seats.items():
+        attribute, code, details = LIMIT_ERRORS[kind]
+        limit = getattr(license, attribute)
+        if limit is not None and not seat.held_active and seat.active >= limit:
+            raise ApiError(403, code, details)
+
+
+def _limited(license: License) -> bool:
+    return any(getattr(license, attribute) is not None for attribute, _, _ in LIMIT_ERRORS.values())
 
 
 def check(team: Team, license: License, device: Device) -> None:
-    now = timezone.now()
-    for kind, value in device.wanted():
-        _refuse_if_full(team, license, kind, value, now)
+    if _limited(license):
+        _refuse_if_full(license, standing(team, license, device, timezone.now()))
 
 
 @dataclass(frozen=True)
@@ -87,16 +158,23 @@ def take(team: Team, license: License, device: Device, handout: Handout) -> None
     with transaction.atomic():
         License.objects.select_for_update().filter(pk=license.pk).values_list("pk").first()
         now = timezone.now()
+        seats = standing(team, license, device, now)
+        _refuse_if_full(license, seats)
+        held = Q()
+        new = []
         for kind, value in device.wanted():
-            _refuse_if_full(team, license, kind, value, now)
-        for kind, value in device.wanted():
-            updated = Seat.objects.filter(license=license, kind=kind, value=value).update(
-                last_seen_at=now
-            )
-            if not updated:
-                Seat.objects.create(
-                    license=license, kind=kind, value=value, first_seen_at=now, last_seen_at=now
+            if seats[kind].held:
+                held |= Q(kind=kind, value=value)
+            else:
+                new.append(
+                    Seat(
+                        license=license, kind=kind, value=value, first_seen_at=now, last_seen_at=now
+                    )
                 )
+        if held:
+            Seat.objects.filter(held, license=license).update(last_seen_at=now)
+        if new:
+            Seat.objects.bulk_create(new)
         Download.objects.create(
             team=team,
             release_id=handout.release_id,

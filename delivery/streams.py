@@ -19,11 +19,20 @@ from releases.storage import STORAGE_ERRORS, release_storage, storage_unavailabl
 
 logger = logging.getLogger("lukittu.delivery")
 
+# The plaintext of one classloader frame (Lukittu's loaders take any size; this is the
+# protocol's usual one).
 CHUNK = 64 * 1024
+# What is read from storage, and written to the client, at a time: a few frames' worth, so
+# each write and each storage read carries enough bytes for its per-call cost not to matter,
+# and a worker holds a few hundred KiB per download, not the file.
+READ_BLOCK = 4 * CHUNK
+# How long a presigned download URL works.
+PRESIGNED_SECONDS = 300
 
 
-class MissingObject(Exception):
-    """The row names an object the store does not have."""
+class WrongSize(Exception):
+    """The stored object is not as long as its row says: the stream is cut off rather than
+    delivering other bytes than the row describes (the client sees a short body)."""
 
 
 def missing_build() -> ApiError:
@@ -32,16 +41,37 @@ def missing_build() -> ApiError:
 
 @dataclass
 class OpenObject:
-    """A stored object being read; ``chunks`` closes it when done or abandoned."""
+    """A stored object being read; ``blocks`` closes it when done or abandoned."""
 
     body: Any
+    key: str
 
-    def chunks(self) -> Iterator[bytes]:
+    def blocks(self, size: int) -> Iterator[bytes]:
+        """The object in READ_BLOCK-byte blocks (the last one shorter), which must add up to
+        ``size``, the length its row records."""
+        read = 0
         try:
-            while chunk := self.body.read(CHUNK):
-                yield chunk
+            while block := self._read_block():
+                read += len(block)
+                if read > size:
+                    break
+                yield block
+            if read != size:
+                logger.error(
+                    "Stored object %s is not %d bytes long as its row says", self.key, size
+                )
+                raise WrongSize(self.key)
         finally:
             self.body.close()
+
+    def _read_block(self) -> bytes:
+        """READ_BLOCK bytes, fewer only at the end (a network stream may return less a read)."""
+        parts = []
+        wanted = READ_BLOCK
+        while wanted and (part := self.body.read(wanted)):
+            parts.append(part)
+            wanted -= len(part)
+        return b"".join(parts)
 
     def close(self) -> None:
         self.body.close()
@@ -51,10 +81,10 @@ def open_object(key: str) -> OpenObject:
     storage = release_storage()
     try:
         if isinstance(storage, FileSystemStorage):
-            return OpenObject(open(storage.path(key), "rb"))
+            return OpenObject(open(storage.path(key), "rb"), key)
         client = storage.connection.meta.client
         reply = client.get_object(Bucket=storage.bucket_name, Key=key)
-        return OpenObject(reply["Body"])
+        return OpenObject(reply["Body"], key)
     except FileNotFoundError:
         logger.error("Stored object %s is missing", key)
         raise missing_build() from None
@@ -73,7 +103,7 @@ def uses_s3() -> bool:
     return not isinstance(release_storage(), FileSystemStorage)
 
 
-def presigned_download_url(key: str, file_name: str, expires_in: int = 300) -> str:
+def presigned_download_url(key: str, file_name: str, expires_in: int = PRESIGNED_SECONDS) -> str:
     storage = release_storage()
     client = storage.connection.meta.client
     return client.generate_presigned_url(

@@ -17,16 +17,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from delivery import access, seats
-from delivery.crypto import encrypt_frames, frame_key
+from delivery import access, openapi, seats
+from delivery.crypto import encrypt_blocks, frame_key, frames_length
 from delivery.models import Download
 from delivery.params import ClientQuery, parse_client_query
-from delivery.streams import open_object, presigned_download_url, uses_s3
+from delivery.streams import (
+    CHUNK,
+    PRESIGNED_SECONDS,
+    OpenObject,
+    open_object,
+    presigned_download_url,
+    uses_s3,
+)
 from lukittu.api import ApiError, Code, iso_utc, success
 from lukittu.ids import parse_uuid
 from releases.views import client_ip
-
-PRESIGNED_SECONDS = 300
 
 
 class ClientApiView(APIView):
@@ -36,6 +41,8 @@ class ClientApiView(APIView):
     # GET only: a HEAD would spend a session key and take a seat without delivering anything.
     http_method_names = ["get"]
     with_session_key = False
+    # The release headers name the product; without them no product row is needed.
+    sends_release_headers = True
 
     def checked(self, request: Request, team_id_text: str) -> tuple[ClientQuery, access.Grant]:
         """Every check up to the seats, in order."""
@@ -46,13 +53,31 @@ class ClientApiView(APIView):
         query = parse_client_query(request.query_params, with_session_key=self.with_session_key)
         self.ip = client_ip(request)
         access.check_rate_limits(team_id, query.license_key, self.ip)
-        team = access.live_team(team_id)
+        found = access.admit(
+            team_id,
+            query,
+            with_key_pair=self.with_session_key,
+            with_product=self.sends_release_headers,
+        )
         if query.session_key is not None:
-            self.session_key = access.open_session_key(team, query.session_key)
-        return query, access.resolve(team, query)
+            assert found.team is not None  # admit checked it
+            self.session_key = access.open_session_key(
+                found.team, found.key_pair, query.session_key
+            )
+        return query, access.resolve(found, query)
 
     def device(self, query: ClientQuery) -> seats.Device:
         return seats.Device(hardware_identifier=query.hardware_identifier, ip_address=self.ip)
+
+    def open_build(self, query: ClientQuery, grant: access.Grant) -> OpenObject:
+        """The stored object, opened before any seat is taken (a build that cannot be read
+        takes none). The seats come before storage in the README's error order, so a
+        storage error is reported only once the seats would have let the device in."""
+        try:
+            return open_object(grant.file.key)
+        except ApiError:
+            seats.check(grant.team, grant.license, self.device(query))
+            raise
 
     def hand_out(
         self, request: Request, query: ClientQuery, grant: access.Grant, endpoint: str
@@ -74,9 +99,11 @@ class ClientApiView(APIView):
 
 def release_headers(grant: access.Grant) -> dict[str, str]:
     """The headers Lukittu's classloader sends with a build."""
+    product = grant.product
+    assert product is not None, "resolved with_product"
     headers = {
         "X-File-Size": str(grant.file.size),
-        "X-Product-Name": grant.product.name,
+        "X-Product-Name": product.name,
         "X-Release-Status": grant.release.status,
         "X-Release-Created-At": iso_utc(grant.release.created_at),
         "X-File-Created-At": iso_utc(grant.file.created_at),
@@ -102,19 +129,26 @@ def streamed(chunks: Any, headers: dict[str, str]) -> StreamingHttpResponse:
 class ClassloaderView(ClientApiView):
     with_session_key = True
 
+    @openapi.classloader
     def get(self, request: Request, teamId: str) -> StreamingHttpResponse:
         query, grant = self.checked(request, teamId)
-        stored = open_object(grant.file.key)
+        stored = self.open_build(query, grant)
         try:
             self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER)
         except BaseException:
             stored.close()
             raise
-        frames = encrypt_frames(stored.chunks(), frame_key(self.session_key))
-        return streamed(frames, release_headers(grant))
+        size = grant.file.size
+        frames = encrypt_blocks(stored.blocks(size), frame_key(self.session_key), CHUNK)
+        headers = release_headers(grant)
+        # Known in advance, so the body is not sent in HTTP chunks (and a loader can show its
+        # progress).
+        headers["Content-Length"] = str(frames_length(size, CHUNK))
+        return streamed(frames, headers)
 
 
 class DownloadView(ClientApiView):
+    @openapi.download
     def get(self, request: Request, teamId: str) -> Any:
         query, grant = self.checked(request, teamId)
         file = grant.file
@@ -124,7 +158,7 @@ class DownloadView(ClientApiView):
             response = HttpResponseRedirect(url)
             response["Cache-Control"] = "no-store"
             return response
-        stored = open_object(file.key)
+        stored = self.open_build(query, grant)
         try:
             self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
         except BaseException:
@@ -139,14 +173,14 @@ class DownloadView(ClientApiView):
                 "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
             }
         )
-        return streamed(stored.chunks(), headers)
+        return streamed(stored.blocks(file.size), headers)
 
 
 def latest_payload(grant: access.Grant) -> dict[str, Any]:
     release, file = grant.release, grant.file
     return {
         "releaseId": str(release.id),
-        "productId": str(grant.product.id),
+        "productId": str(release.product_id),
         "branch": release.branch.name if release.branch_id else None,
         "version": release.version,
         "status": release.status,
@@ -166,6 +200,9 @@ def latest_payload(grant: access.Grant) -> dict[str, Any]:
 
 
 class LatestView(ClientApiView):
+    sends_release_headers = False
+
+    @openapi.latest
     def get(self, request: Request, teamId: str) -> Response:
         query, grant = self.checked(request, teamId)
         seats.check(grant.team, grant.license, self.device(query))

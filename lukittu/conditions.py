@@ -73,11 +73,14 @@ def _entity_tags(header: str) -> list[tuple[bool, str]] | None:
 
 
 def if_none_match(request: Request, etag: str) -> bool:
-    """True when the client's copy is current (weak comparison, RFC 9110 13.1.2)."""
+    """True when the client's copy is current (weak comparison, RFC 9110 13.1.2). A value
+    that is neither ``*`` nor entity tags is a 400, like a malformed If-Match."""
     header = request.headers.get("If-None-Match")
     if header is None:
         return False
     tags = _entity_tags(header)
+    if tags == []:
+        raise ApiError(400, Code.BAD_REQUEST, 'Malformed If-None-Match: send "<etag>" as received')
     return tags is None or any(tag == etag for _, tag in tags)
 
 

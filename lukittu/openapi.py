@@ -357,6 +357,12 @@ IDEMPOTENCY_ERRORS = (
         "the first request with the key has not finished; retry after `Retry-After` seconds",
     ),
 )
+MALFORMED_IF_NONE_MATCH = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    'Malformed If-None-Match: send "<etag>" as received',
+    "`If-None-Match` is neither `*` nor a list of quoted entity tags",
+)
 PRECONDITION_FAILED = ErrorCase(
     412,
     Code.BAD_REQUEST,

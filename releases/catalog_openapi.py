@@ -10,6 +10,7 @@ from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    MALFORMED_IF_NONE_MATCH,
     PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -213,7 +214,15 @@ def _head(*ids: ErrorCase) -> list[ErrorCase]:
 
 add_errors("listProducts", lambda: [*_head(), BAD_QUERY, INTERNAL_ERROR])
 add_errors("createProduct", lambda: [*_head(), *BODY_ERRORS, *IDEMPOTENCY_ERRORS, INTERNAL_ERROR])
-add_errors("getProduct", lambda: [*_head(INVALID_PRODUCT_ID), PRODUCT_NOT_FOUND, INTERNAL_ERROR])
+add_errors(
+    "getProduct",
+    lambda: [
+        *_head(INVALID_PRODUCT_ID),
+        PRODUCT_NOT_FOUND,
+        MALFORMED_IF_NONE_MATCH,
+        INTERNAL_ERROR,
+    ],
+)
 add_errors(
     "updateProduct",
     lambda: [
@@ -252,7 +261,10 @@ add_errors(
         INTERNAL_ERROR,
     ],
 )
-add_errors("getBranch", lambda: [*_head(INVALID_BRANCH_ID), BRANCH_NOT_FOUND, INTERNAL_ERROR])
+add_errors(
+    "getBranch",
+    lambda: [*_head(INVALID_BRANCH_ID), BRANCH_NOT_FOUND, MALFORMED_IF_NONE_MATCH, INTERNAL_ERROR],
+)
 add_errors(
     "updateBranch",
     lambda: [

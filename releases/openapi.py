@@ -21,6 +21,7 @@ from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    MALFORMED_IF_NONE_MATCH,
     PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -760,6 +761,7 @@ def release_errors() -> list[ErrorCase]:
         UNAUTHORIZED,
         RATE_LIMITED,
         RELEASE_NOT_FOUND,
+        MALFORMED_IF_NONE_MATCH,
         INTERNAL_ERROR,
     ]
 

@@ -3,7 +3,8 @@
 #
 # A fresh database (SQLite in a temporary directory; or, with CONFORMANCE_POSTGRES_URL set to a
 # PostgreSQL server's URL, a new database on it, dropped afterwards), migrated and seeded
-# (seed_demo, plus a few releases for delete to remove); gunicorn on a free 127.0.0.1 port;
+# (seed_demo, plus a few releases for delete to remove, and a product with builds and a license
+# for the Client API); gunicorn on a free 127.0.0.1 port;
 # then schemathesis over every operation with every check on, authenticated with the seeded
 # API key, teamId set to the seeded team and the seeded ids among the generated ones.
 # Exits non-zero on any failure. MAX_EXAMPLES (default 100) bounds the run; SEED=<n> repeats one.
@@ -57,8 +58,11 @@ export DEBUG=false
 export SECURE_SSL_REDIRECT=false  # schemathesis talks plain HTTP to gunicorn
 export LOG_LEVEL=WARNING
 # The run sends thousands of requests with one key; at the default limit nearly every response
-# would be the (documented) 429, so the limit is raised for it.
+# would be the (documented) 429, so the limits are raised for it (the Client API's too: one
+# address, one license key).
 export DEV_API_RATE=1000000/minute
+export CLIENT_IP_RATE=1000000/minute
+export CLIENT_LICENSE_RATE=1000000/minute
 
 echo "== conformance: database ${DATABASE_URL%%://*} and demo team, files in $WORK"
 "$BIN/python" manage.py migrate --noinput >/dev/null
@@ -67,8 +71,11 @@ echo "== conformance: database ${DATABASE_URL%%://*} and demo team, files in $WO
 PORT=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 echo "== conformance: gunicorn on $BASE"
+# Newer gunicorn opens a control socket at one fixed path under $HOME; runs side by side (on
+# SQLite and on PostgreSQL, say) would fight over it.
+NO_CONTROL_SOCKET=$("$BIN/python" -c 'from gunicorn.config import Config; print("--no-control-socket" if "control_socket_disable" in Config().settings else "")')
 "$BIN/gunicorn" lukittu.wsgi --bind "127.0.0.1:$PORT" --workers 2 --timeout 60 \
-  --error-logfile "$WORK/gunicorn.log" &
+  --error-logfile "$WORK/gunicorn.log" ${NO_CONTROL_SOCKET:+"$NO_CONTROL_SOCKET"} &
 SERVER_PID=$!
 for _ in $(seq 1 150); do
   "$BIN/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
@@ -83,6 +90,8 @@ cp scripts/schemathesis.toml "$WORK/schemathesis.toml"
 CONFORMANCE_TEAM_ID=$("$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["teamId"])' <"$WORK/seed.json")
 CONFORMANCE_API_KEY=$("$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])' <"$WORK/seed.json")
 export CONFORMANCE_TEAM_ID CONFORMANCE_API_KEY
+# The hooks encrypt the classloader's session keys with it, as a loader does.
+export CONFORMANCE_PUBLIC_KEY="$WORK/team-public-key.pem"
 
 echo "== conformance: schemathesis (all checks, at most $MAX_EXAMPLES examples per operation)"
 status=0

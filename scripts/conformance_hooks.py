@@ -4,10 +4,46 @@ Two rules of the ``data`` JSON cannot be written in OpenAPI 3.0's JSON Schema, s
 states them in words: metadata keys are unique in the list, and an update may not give
 licenses to a release that is latest and stays PUBLISHED (which depends on the stored release).
 Schema-valid (positive) test cases are adjusted to follow them, so that they are valid by every
-documented rule; negative cases are left alone. Nothing is filtered out and no check changes."""
+documented rule. Nothing is filtered out and no check changes.
+
+Conditional and idempotent writes have two (``conditions_case``): a positive case gets a fresh
+Idempotency-Key and no If-Match / If-None-Match, whose meaning depends on stored state.
+
+The Client API has three such rules. A classloader request needs a session key that decrypts
+with the team's private key: positive cases get a fresh one, encrypted with the team's public
+key (CONFORMANCE_PUBLIC_KEY names its PEM file) as a loader would. ``deviceIdentifier``, the
+old name of ``hardwareIdentifier``, must equal it when both are given: positive cases that give
+both get the same value twice. And the old name stands in for a missing (or empty)
+``hardwareIdentifier``, which a schema cannot say of two parameters: a negative case that lacks
+``hardwareIdentifier`` lacks its old name too, so it is as invalid as it was meant to be.
+
+One more rule belongs to the transport, not to any parameter: the request line must fit in
+gunicorn's limit (4,094 bytes), which a schema cannot state, while the parameters' own limits
+(1,000 characters of any non-space text, as Lukittu has them) add up to far more once
+percent-encoded. A client case whose request line would not fit, positive or negative, has the
+characters that need percent-encoding replaced by ``x``, except the first whitespace or control
+character of a value, which is what may make it invalid: lengths and validity stay as they
+were. Other negative cases are left alone."""
+
+import functools
+import os
+import re
+import unicodedata
+import uuid
+from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import schemathesis
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from schemathesis.generation.modes import GenerationMode
+
+CLASSLOADER_PATH = "/verification/classloader"
+CLIENT_PREFIX = "/api/v1/client/"
+# gunicorn's limit_request_line (its default, and lukittu/gunicorn_conf.py's).
+REQUEST_LINE_LIMIT = 4094
+# What a URL carries as it is (RFC 3986's unreserved characters).
+UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
 
 
 def unique_metadata_keys(data):
@@ -33,11 +69,97 @@ def no_licenses_for_a_latest_release(data):
         data["status"] = "DRAFT"
 
 
+@functools.cache
+def team_public_key():
+    pem = Path(os.environ["CONFORMANCE_PUBLIC_KEY"]).read_bytes()
+    return serialization.load_pem_public_key(pem)
+
+
+def fresh_session_key():
+    """What a loader sends: a random key, RSA-OAEP (SHA-1) encrypted, as hex."""
+    sha1 = hashes.SHA1()  # noqa: S303  (the protocol's choice; see delivery/crypto.py)
+    oaep = padding.OAEP(mgf=padding.MGF1(algorithm=sha1), algorithm=sha1, label=None)
+    return team_public_key().encrypt(os.urandom(32), oaep).hex()
+
+
+def request_line(case):
+    path = case.path
+    for name, value in (case.path_parameters or {}).items():
+        path = path.replace(f"{{{name}}}", quote(str(value), safe=""))
+    return f"GET {path}?{urlencode(case.query, doseq=True)} HTTP/1.1"
+
+
+def breaks_the_rules(character):
+    # Whitespace by Python's or JavaScript's definition, or a control character.
+    return character.isspace() or character == "\ufeff" or unicodedata.category(character) == "Cc"
+
+
+def shrunk(value):
+    if not isinstance(value, str):
+        return value
+    kept_one = False
+    characters = []
+    for character in value:
+        if UNRESERVED.match(character):
+            characters.append(character)
+        elif breaks_the_rules(character) and not kept_one:
+            characters.append(character)
+            kept_one = True
+        else:
+            characters.append("x")
+    return "".join(characters)
+
+
+def fit_the_request_line(case):
+    if len(request_line(case)) <= REQUEST_LINE_LIMIT:
+        return
+    for name, value in case.query.items():
+        case.query[name] = [shrunk(v) for v in value] if isinstance(value, list) else shrunk(value)
+
+
+def client_case(case, positive):
+    query = case.query
+    if not isinstance(query, dict):
+        return
+    fit_the_request_line(case)
+    if not positive:
+        if not query.get("hardwareIdentifier"):
+            query.pop("deviceIdentifier", None)
+        return
+    if query.get("deviceIdentifier") and query.get("hardwareIdentifier"):
+        query["deviceIdentifier"] = query["hardwareIdentifier"]
+    if case.path.endswith(CLASSLOADER_PATH):
+        query["sessionKey"] = fresh_session_key()
+
+
+def conditions_case(case):
+    """Two rules of conditional and idempotent writes depend on state, not on the schema: an
+    Idempotency-Key names one request (the same key with another request is the documented
+    422), and If-Match / If-None-Match name the resource's current ETag (any other is the
+    documented 412, or a full 200). Positive cases get a fresh key and no entity tags."""
+    headers = case.headers
+    if not headers:
+        return
+    for name in list(headers):
+        lowered = name.lower()
+        if lowered == "idempotency-key":
+            headers[name] = f"conformance-{uuid.uuid4()}"
+        elif lowered in ("if-match", "if-none-match"):
+            del headers[name]
+
+
 @schemathesis.hook
 def map_case(ctx, case):
     meta = case.meta
-    if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
+    if meta is None:
         return case
+    positive = meta.generation.mode == GenerationMode.POSITIVE
+    if case.path.startswith(CLIENT_PREFIX):
+        client_case(case, positive)
+        return case
+    if not positive:
+        return case
+    conditions_case(case)
     body = case.body
     data = body.get("data") if isinstance(body, dict) else None
     if isinstance(data, dict):
@@ -45,3 +167,12 @@ def map_case(ctx, case):
         if case.method.upper() == "PUT":  # updateRelease
             no_licenses_for_a_latest_release(data)
     return case
+
+
+@schemathesis.hook
+def before_add_examples(ctx, examples):
+    # The Examples phase's cases (schema-valid, built from the documented examples) do not
+    # pass through map_case.
+    for case in examples:
+        if case.path.startswith(CLIENT_PREFIX):
+            client_case(case, positive=True)

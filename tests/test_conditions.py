@@ -258,3 +258,12 @@ def test_etag_ignores_updated_at_only():
     renamed = {**payload, "name": "m"}
 
     assert etag_of(payload) == etag_of(later) != etag_of(renamed)
+
+
+def test_a_malformed_if_none_match_is_400(client, world):
+    response = send(client, "get", product_url(world), world, if_none_match="not-a-tag")
+
+    assert response.status_code == 400
+    assert response.json()["result"]["details"] == (
+        'Malformed If-None-Match: send "<etag>" as received'
+    )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.core.files.base import ContentFile
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
@@ -101,6 +102,7 @@ def test_a_loader_gets_the_uploaded_bytes_back_exactly(client, world, backend):
     # Frames of at most 64 KiB of plaintext, each 32 bytes of framing more.
     frames = -(-len(content) // (64 * 1024))
     assert len(body) == len(content) + 32 * frames
+    assert response["Content-Length"] == str(len(body))
     assert response["Content-Type"] == "application/octet-stream"
     assert response["X-File-Size"] == str(len(content))
     assert response["X-Version"] == "0.9.0"
@@ -232,6 +234,19 @@ def test_a_session_key_for_another_teams_key_is_refused(client, shop, outsider):
     loader = Loader(key_pair_for(outsider.team).public_key_pem)
 
     assert_refused(shop.classloader(client, loader), 400, "INVALID_SESSION_KEY")
+
+
+def test_a_team_without_a_key_pair_gets_one_on_its_first_classloader_request(client, shop):
+    from teams.models import TeamKeyPair
+
+    TeamKeyPair.objects.filter(team=shop.team).delete()
+
+    # The loader's key was the old pair's: it cannot decrypt with the new one.
+    assert_refused(shop.classloader(client), 400, "INVALID_SESSION_KEY")
+    new_pair = TeamKeyPair.objects.get(team=shop.team)
+    assert new_pair.public_key_pem != shop.public_key_pem
+    shop.public_key_pem = new_pair.public_key_pem
+    assert shop.classloader(client).status_code == 200
 
 
 def test_a_session_key_works_once_in_fifteen_minutes(client, shop):
@@ -377,6 +392,56 @@ def test_a_missing_object_is_a_server_error_not_a_download(client, shop):
     response = shop.classloader(client)
 
     assert_refused(response, 500, "INTERNAL_SERVER_ERROR")
+    assert not Download.objects.exists()
+
+
+@pytest.mark.parametrize("endpoint", [classloader_url, download_url])
+@pytest.mark.parametrize("stored", [b"shorter", b"x" * 300_000])
+def test_an_object_of_another_size_than_its_row_is_cut_off(client, shop, endpoint, stored):
+    """Never other bytes than the row describes: the stream stops with an error, so the
+    client sees a body shorter than its Content-Length."""
+    from delivery.streams import WrongSize
+    from releases.storage import release_storage
+
+    storage = release_storage()
+    storage.delete(shop.file.key)
+    storage.save(shop.file.key, ContentFile(stored))
+    params = shop.params()
+    if endpoint is classloader_url:
+        params["sessionKey"] = Loader(shop.public_key_pem).session_key_hex()
+
+    response = client.get(endpoint(shop.team.id), params)
+
+    assert response.status_code == 200
+    with pytest.raises(WrongSize):
+        b"".join(response.streaming_content)
+
+
+@pytest.mark.parametrize("endpoint", [classloader_url, download_url])
+def test_a_full_license_is_reported_before_a_missing_object(client, shop, endpoint):
+    """The README's order: the seats, then the storage. The object is opened before the seats
+    are taken, so a storage error checks the seats first."""
+    from releases.storage import release_storage
+
+    release_storage().delete(shop.file.key)
+    License.objects.filter(pk=shop.license.pk).update(hwid_limit=1)
+    Seat.objects.create(license=shop.license, kind=Seat.Kind.HWID, value=hwid_digest(OTHER_HWID))
+    loader = Loader(shop.public_key_pem)
+    params = shop.params(sessionKey=loader.session_key_hex())
+    if endpoint is download_url:
+        del params["sessionKey"]
+
+    full = client.get(endpoint(shop.team.id), params)
+    seats.free(shop.license)
+    if endpoint is classloader_url:
+        params["sessionKey"] = Loader(shop.public_key_pem).session_key_hex()
+    missing = client.get(endpoint(shop.team.id), params)
+
+    assert_refused(full, 403, "HWID_LIMIT_REACHED")
+    assert_refused(
+        missing, 500, "INTERNAL_SERVER_ERROR", "The release's file is missing from storage"
+    )
+    assert not Seat.objects.exists()
     assert not Download.objects.exists()
 
 

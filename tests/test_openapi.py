@@ -610,6 +610,7 @@ ERROR_TABLES = {
         (400, "BAD_REQUEST", "Invalid releaseId"),
         *ACCESS_ERRORS,
         (404, "RELEASE_NOT_FOUND", "Release not found"),
+        (400, "BAD_REQUEST", 'Malformed If-None-Match: send "<etag>" as received'),
         (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
     ],
     "listReleases": [

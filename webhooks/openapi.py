@@ -275,7 +275,10 @@ add_errors("listWebhooks", lambda: [*_head(), BAD_QUERY, INTERNAL_ERROR])
 add_errors(
     "createWebhook", lambda: [*_head(), *BODY_ERRORS, *IDEMPOTENCY_ERRORS, TOO_MANY, INTERNAL_ERROR]
 )
-add_errors("getWebhook", lambda: [*_head(INVALID_WEBHOOK_ID), NOT_FOUND, INTERNAL_ERROR])
+add_errors(
+    "getWebhook",
+    lambda: [*_head(INVALID_WEBHOOK_ID), NOT_FOUND, shared.MALFORMED_IF_NONE_MATCH, INTERNAL_ERROR],
+)
 for _operation in ("updateWebhook", "rotateWebhookSecret"):
     add_errors(
         _operation,
