@@ -19,6 +19,8 @@ from teams.services import AuditActor, log_action, snapshot, update_recorded
 from webhooks import events as webhook_events
 
 PRODUCT_EDITABLE = ("name", "url")
+# A product's URL through the API: http(s), a host, no whitespace (the OpenAPI pattern too).
+URL_PATTERN = r"^https?://[^\s/?#@]+([/?#]\S*)?$"
 BRANCH_EDITABLE = ("name",)
 
 

@@ -21,6 +21,7 @@ from lukittu.openapi import (
     ref,
     register,
 )
+from releases.catalog import URL_PATTERN
 from releases.openapi import (
     EXAMPLE_BRANCH_ID,
     EXAMPLE_PRODUCT_ID,
@@ -68,7 +69,13 @@ PRODUCT_BODY = register(
         "additionalProperties": False,
         "properties": {
             "name": {**TEXT_255, "description": "Not blank"},
-            "url": {"type": "string", "format": "uri", "maxLength": 500, "nullable": True},
+            "url": {
+                "type": "string",
+                "maxLength": 500,
+                "pattern": URL_PATTERN,
+                "nullable": True,
+                "description": "An http(s) URL with a host",
+            },
         },
         "required": ["name"],
     },

@@ -10,6 +10,7 @@ A product or branch with releases cannot be deleted (409); a branch name is uniq
 product (409); the team's ``max_branches_per_product`` caps branches (403).
 """
 
+import re
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -29,7 +30,7 @@ from lukittu.conditions import (
 )
 from releases import catalog
 from releases import catalog_openapi as openapi
-from releases.catalog import branch_payload, product_payload
+from releases.catalog import URL_PATTERN, branch_payload, product_payload
 from releases.models import Branch, Product
 from releases.serializers import (
     MAX_PAGE,
@@ -45,13 +46,23 @@ from teams.services import AuditActor
 # --- Bodies and queries ------------------------------------------------------------------------
 
 
+# An http(s) URL with a host: the rule the OpenAPI document states as a pattern, so a client
+# can check it before sending (Django's URLValidator adds host-length rules no schema can say).
+PRODUCT_URL = re.compile(URL_PATTERN)
+
+
 class ProductBodySerializer(ClosedSerializer):
     name = StrictCharField(min_length=1, max_length=255)
-    url = serializers.URLField(max_length=500, required=False, allow_null=True)
+    url = StrictCharField(max_length=500, required=False, allow_null=True)
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("Must not be blank.")
+        return value
+
+    def validate_url(self, value: str | None) -> str | None:
+        if value is not None and not PRODUCT_URL.match(value):
+            raise serializers.ValidationError("Enter an http:// or https:// URL with a host.")
         return value
 
 
