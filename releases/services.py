@@ -47,6 +47,7 @@ from releases.serializers import release_payload, release_payload_from
 from releases.storage import release_file_key, store_object
 from releases.uploads import ReleaseUpload
 from teams.models import ApiKey, AuditLog, License, Team
+from webhooks import events as webhook_events
 
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -223,12 +224,11 @@ def stage_file(
     if not reserved:
         return StagedFile(error=_storage_limit_reached())
     try:
-        # The digests are read only now: they were being computed while the file was
-        # inspected and its bytes reserved.
+        # The digests were being computed while the file was inspected and its bytes
+        # reserved. The write reads those it needs (S3 both, a local link neither), and the
+        # slower MD5 finishes meanwhile.
+        store_object(key=key, upload=upload, extension=extension, size=upload.size)
         md5, sha256 = upload.md5, upload.sha256
-        store_object(
-            key=key, upload=upload, extension=extension, size=upload.size, md5=md5, sha256=sha256
-        )
     except Exception as failure:
         metrics.count_storage_failure("write")
         # No row can reference the key yet: whatever the write left is abandoned.
@@ -500,6 +500,7 @@ def _write_release(
     the release as the API shows it."""
     is_new = release._state.adding
     old_file = None if is_new else release.current_file
+    webhook = webhook_events.release_write(actor.team, release, product, branch)
     _save_release(release=release, product=product, branch=branch, changes=changes)
     file = old_file
     if write.staged is not None or (old_file is not None and not changes.keep_existing_file):
@@ -513,6 +514,7 @@ def _write_release(
         request_data=request_data,
         result=payload,
     )
+    webhook.emit(payload, created=is_new)
     return payload
 
 
@@ -646,6 +648,7 @@ def release_delete(
             request_data=None,
             result=payload,
         )
+        webhook_events.emit(actor.team, "release.deleted", payload)
         conditions.record(200, payload, "Release deleted")
         return payload
 

@@ -2,6 +2,7 @@
 
 import base64
 import errno
+import io
 import logging
 import mimetypes
 import os
@@ -109,11 +110,11 @@ def _store_s3(
     """One PUT of the file as it lies on disk (streamed, never held in memory), carrying its
     MD5 and SHA-256 so the store refuses bytes that changed in transit. The PUT's answer says
     what was stored: no second round trip to read it back."""
-    upload.seek(0)
+    upload.file.flush()
     answer = storage.connection.meta.client.put_object(
         Bucket=storage.bucket_name,
         Key=key,
-        Body=upload.file,
+        Body=FileWindow(upload.file.fileno(), 0, size),
         ContentLength=size,
         ContentType=content_type_for(extension),
         ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(),
@@ -143,13 +144,66 @@ class StoredBytesDiffer(Exception):
     """The store holds something other than the bytes received."""
 
 
+class FileWindow:
+    """``length`` bytes of a file from ``offset``, read with ``pread`` (no shared file
+    position, so the hashing threads may read the same file meanwhile): the body of a PUT,
+    streamed from the temporary upload and never held whole. A read may return more than
+    asked, up to ``BLOCK``: http.client asks for 16 KiB at a time, and bigger blocks take far
+    fewer trips through Python for the same bytes."""
+
+    BLOCK = 256 * 1024
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd, self._offset, self._length = fd, offset, length
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = min(max(base + position, 0), self._length)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._length - self._position
+        wanted = left if size is None or size < 0 else min(left, max(size, self.BLOCK))
+        if wanted <= 0:
+            return b""
+        chunk = os.pread(self._fd, wanted, self._offset + self._position)
+        if not chunk:
+            raise OSError("the temporary upload is shorter than the body announced")
+        self._position += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """The descriptor is the caller's to close."""
+
+
 def store_object(
-    *, key: str, upload: Any, extension: str, size: int, md5: str, sha256: str
+    *,
+    key: str,
+    upload: Any,
+    extension: str,
+    size: int,
+    md5: str | None = None,
+    sha256: str | None = None,
 ) -> None:
     """Write the finished upload under exactly ``key`` (a fresh key: nothing is overwritten)
     and make sure the store holds exactly those bytes. Any failure is a 503; the caller's
-    ledger entry decides what happens to whatever the failed write may have left."""
+    ledger entry decides what happens to whatever the failed write may have left. The digests
+    default to the upload's, read only where the write needs them (S3), so a local write
+    need not wait for them."""
     storage = release_storage()
+    if isinstance(storage, S3Storage):
+        # Both go in the PUT's headers, so both are needed before it starts.
+        md5, sha256 = md5 or upload.md5, sha256 or upload.sha256
     try:
         if isinstance(storage, S3Storage):
             _store_s3(storage, key, upload, extension=extension, size=size, md5=md5, sha256=sha256)

@@ -3,9 +3,9 @@ limit while it streams: the body is never held whole in memory. Temporary files 
 ``FILE_UPLOAD_TEMP_DIR``, a folder the service owns; ``reconcile_storage`` removes the ones a
 killed process left behind.
 
-The MD5 and SHA-256 are computed by a thread that reads the temporary file just behind the
+The MD5 and SHA-256 are computed by two threads that read the temporary file just behind the
 writer: hashlib and file reads release the GIL, so hashing overlaps reading the socket and
-parsing, instead of adding to them, and holds no more memory than its one read buffer."""
+parsing, instead of adding to them, and each holds no more memory than its one read buffer."""
 
 import hashlib
 import os
@@ -19,55 +19,54 @@ from django.core.files.uploadhandler import FileUploadHandler
 from releases.storage import release_storage
 
 
-class _Digests(threading.Thread):
-    """MD5 and SHA-256 of what the writer has announced with ``wrote``, read back from the file
-    through a descriptor of its own (closing the upload cannot pull it away mid-read)."""
+class _Follower(threading.Thread):
+    """One digest of what the writer has announced, read back from the file through a
+    descriptor of its own (closing the upload cannot pull it away mid-read)."""
 
     READ_SIZE = 256 * 1024
     SYNC_EVERY = 2 * 1024 * 1024
-    # Seconds without news from the writer before the thread gives up: only an upload whose
-    # handler never finished or discarded it waits that long.
-    IDLE_TIMEOUT = 120.0
 
-    def __init__(self, fileno: int, *, sync: bool) -> None:
+    def __init__(
+        self,
+        source: "_Digests",
+        fileno: int,
+        hasher: Any,
+        *,
+        sync: bool = False,
+    ) -> None:
         super().__init__(name="upload-digests", daemon=True)
+        self._source = source
         self._fd = os.dup(fileno)
         self._sync = sync
-        self._condition = threading.Condition()
-        self._written = 0
-        self._done = False
-        self._discarded = False
-        self._failed = False
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
-        self.start()
+        self.hasher = hasher
+        self.failed = False
 
     def run(self) -> None:
         try:
-            self._hash_until_done()
+            self._follow()
         except OSError:
-            self._failed = True
+            self.failed = True
         finally:
             os.close(self._fd)
 
-    def _hash_until_done(self) -> None:
+    def _follow(self) -> None:
         position = synced = 0
+        # One buffer, read into again and again: a new one for every read would leave the
+        # worker's allocator holding far more memory than the one buffer.
+        view = memoryview(bytearray(self.READ_SIZE))
         while True:
-            with self._condition:
-                while position == self._written and not self._done:
-                    if not self._condition.wait(self.IDLE_TIMEOUT):
-                        self._failed = True
-                        return
-                if self._discarded:
-                    return
-                target, done = self._written, self._done
+            news = self._source.wait_for_bytes(position)
+            if news is None:
+                self.failed = not self._source.discarded
+                return
+            target, done = news
             while position < target:
-                chunk = os.pread(self._fd, min(self.READ_SIZE, target - position), position)
-                if not chunk:
+                wanted = min(self.READ_SIZE, target - position)
+                count = os.preadv(self._fd, [view[:wanted]], position)
+                if not count:
                     raise OSError("the temporary upload is shorter than what was written")
-                self.md5.update(chunk)
-                self.sha256.update(chunk)
-                position += len(chunk)
+                self.hasher.update(view[:count])
+                position += count
                 if self._sync and position - synced >= self.SYNC_EVERY:
                     # Written back while the rest of the body arrives, so that the final
                     # fsync has little left to do.
@@ -81,31 +80,86 @@ class _Digests(threading.Thread):
                     os.fsync(self._fd)
                 return
 
+
+class _Digests:
+    """MD5 and SHA-256 of what the writer has announced with ``wrote``, each computed by a
+    thread of its own that follows the writer: MD5 is much the slower (SHA-256 has CPU
+    instructions of its own), so apart they finish about when MD5 alone would, and whatever
+    needs only one of them (a local link needs neither) need not wait for the other."""
+
+    # Seconds without news from the writer before the threads give up: only an upload whose
+    # handler never finished or discarded it waits that long.
+    IDLE_TIMEOUT = 120.0
+
+    def __init__(self, fileno: int, *, sync: bool) -> None:
+        self._condition = threading.Condition()
+        self._written = 0
+        self._done = False
+        self.discarded = False
+        self._md5 = _Follower(self, fileno, hashlib.md5(usedforsecurity=False))
+        # The faster one syncs the file it is reading (local storage keeps it).
+        self._sha256 = _Follower(self, fileno, hashlib.sha256(), sync=sync)
+        self._md5.start()
+        self._sha256.start()
+
+    # --- The writer's side ---
+
     def wrote(self, count: int) -> None:
         with self._condition:
             self._written += count
-            self._condition.notify()
+            self._condition.notify_all()
 
-    def finish(self) -> tuple[str, str]:
-        """The hex digests of everything written; waits for the thread to catch up."""
+    def end(self) -> None:
+        """Nothing more will be written."""
         with self._condition:
             self._done = True
-            self._condition.notify()
-        self.join()
-        if self._failed:
-            raise OSError("the temporary upload could not be read back to hash it")
-        return self.md5.hexdigest(), self.sha256.hexdigest()
+            self._condition.notify_all()
 
     def discard(self) -> None:
         with self._condition:
-            self._discarded = self._done = True
-            self._condition.notify()
+            self.discarded = self._done = True
+            self._condition.notify_all()
+
+    # --- The followers' side ---
+
+    def wait_for_bytes(self, position: int) -> tuple[int, bool] | None:
+        """``(written, done)`` once there is more than ``position`` or nothing more will come;
+        None when the upload was discarded or the writer went silent."""
+        with self._condition:
+            while position == self._written and not self._done:
+                if not self._condition.wait(self.IDLE_TIMEOUT):
+                    return None
+            return None if self.discarded else (self._written, self._done)
+
+    # --- The readers' side ---
+
+    def md5(self) -> str:
+        return self._result(self._md5)
+
+    def sha256(self) -> str:
+        return self._result(self._sha256)
+
+    def _result(self, follower: _Follower) -> str:
+        self.end()
+        follower.join()
+        if follower.failed:
+            raise OSError("the temporary upload could not be read back to hash it")
+        return follower.hasher.hexdigest()
+
+    # --- Like a thread, for whoever waits for the hashing to stop ---
+
+    def join(self, timeout: float | None = None) -> None:
+        self._md5.join(timeout)
+        self._sha256.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._md5.is_alive() or self._sha256.is_alive()
 
 
 class ReleaseUpload(TemporaryUploadedFile):
     """An uploaded file with its digests (``md5``, ``sha256``), which may still be being
-    computed: reading either waits for them. ``too_large`` files keep counting bytes but store
-    none."""
+    computed: reading either waits for it alone. ``too_large`` files keep counting bytes but
+    store none."""
 
     too_large: bool = False
     _digests: _Digests | None = None
@@ -115,19 +169,16 @@ class ReleaseUpload(TemporaryUploadedFile):
     def set_digests(self, md5: str, sha256: str) -> None:
         self._md5, self._sha256 = md5, sha256
 
-    def _resolve(self) -> None:
-        if self._digests is not None:
-            digests, self._digests = self._digests, None
-            self._md5, self._sha256 = digests.finish()
-
     @property
     def md5(self) -> str:
-        self._resolve()
+        if not self._md5 and self._digests is not None:
+            self._md5 = self._digests.md5()
         return self._md5
 
     @property
     def sha256(self) -> str:
-        self._resolve()
+        if not self._sha256 and self._digests is not None:
+            self._sha256 = self._digests.sha256()
         return self._sha256
 
     def close(self) -> None:
@@ -200,4 +251,7 @@ class HashingUploadHandler(FileUploadHandler):
         upload.seek(0)
         upload.size = self.received
         upload.too_large = self.too_large
+        if upload._digests is not None:
+            # The last bytes: the hashing threads finish (and sync the file) now.
+            upload._digests.end()
         return upload

@@ -72,6 +72,7 @@ OWN_SETTINGS = {
     "DJANGO_SETTINGS_MODULE",
     "SECURE_SSL_REDIRECT",
     "SECRET_KEY",
+    "TEAM_KEYS_SECRET",
     "DATABASE_URL",
     "DEBUG",
     "ALLOWED_HOSTS",
@@ -79,6 +80,8 @@ OWN_SETTINGS = {
     "UPLOAD_TEMP_DIR",
     "MAX_RELEASE_FILE_MB",
     "DEV_API_RATE",
+    "CLIENT_IP_RATE",
+    "CLIENT_LICENSE_RATE",
     "NUM_PROXIES",
     "LOG_LEVEL",
     "PORT",
@@ -519,6 +522,7 @@ class Bench:
         return {
             "DJANGO_SETTINGS_MODULE": "lukittu.settings",
             "SECRET_KEY": SECRET_KEY,
+            "TEAM_KEYS_SECRET": SECRET_KEY,
             "DATABASE_URL": self.database_url,
             "DEBUG": "false",
             # The benchmark speaks plain HTTP to the servers it starts.
@@ -611,6 +615,9 @@ class Bench:
         env.update(
             ALLOWED_HOSTS="127.0.0.1,localhost",
             DEV_API_RATE="100000/minute",
+            # One client address and license key send every Client API request.
+            CLIENT_IP_RATE="100000000/minute",
+            CLIENT_LICENSE_RATE="100000000/minute",
             GUNICORN_BIND=f"{HOST}:{port}",
             GUNICORN_WORKERS=str(workers),
             GUNICORN_THREADS=str(threads),
@@ -1051,6 +1058,576 @@ def memory_growth(server: Server, upload: Upload, rounds: int) -> tuple[str, str
     return f"{value / MIB:.2f} MiB", f"{GROWTH_LIMIT / MIB:g} MiB", value / GROWTH_LIMIT
 
 
+# --- Reads: one release vs the bare envelope --------------------------------------------------
+
+READ_CLIENTS = 8  # keep-alive client threads, as many as the server's 2 workers x 4 threads
+READ_REQUESTS = 2000  # per path and round; a fixed count, so both paths see the same recycling
+READ_WARM_UP = 200
+READ_METADATA = 20
+READ_LICENSES = 3
+READ_TARGET = 0.3
+BARE_PATH = "/api/v1/nothing"
+
+
+@dataclass
+class AtLeastRow(Row):
+    """A row whose ratio must reach its limit (a throughput), not stay under it (a cost)."""
+
+    @property
+    def target(self) -> str:
+        return f">= {self.limit:g}x"
+
+    @property
+    def met(self) -> str:
+        if self.ratio is None:
+            return "error"
+        return "yes" if self.ratio >= self.limit else "NO"
+
+
+def release_to_read(world: World) -> Target:
+    """A published release with a file (a row: the object need not exist), READ_METADATA
+    metadata items and READ_LICENSES licenses, as Get Release answers it in real use."""
+    from django.db import transaction
+
+    from releases.models import (
+        Product,
+        Release,
+        ReleaseFile,
+        ReleaseLicense,
+        ReleaseMetadata,
+        ReleaseStatus,
+    )
+    from teams.services import api_key_create, license_create, team_create
+
+    with transaction.atomic():
+        team = team_create(name="Bench reads", file_uploads=True, storage_limit_mb=100_000)
+        _, key = api_key_create(team=team, name="bench")
+        product = Product.objects.create(team=team, name="Bench reads App")
+        release = Release.objects.create(
+            team=team, product=product, version="1.0.0", status=ReleaseStatus.PUBLISHED
+        )
+        file_id = uuid.uuid4()
+        ReleaseFile.objects.create(
+            id=file_id,
+            team=team,
+            release=release,
+            key=f"releases/{team.pk}/{release.pk}/{file_id}.jar",
+            size=FAKE_FILE_SIZE,
+            name="build.jar",
+            checksum=hashlib.md5(b"not stored", usedforsecurity=False).hexdigest(),
+            sha256=hashlib.sha256(b"not stored").hexdigest(),
+            main_class_name="com.example.Main",
+        )
+        ReleaseMetadata.objects.bulk_create(
+            ReleaseMetadata(release=release, position=n, key=f"key-{n}", value=f"value {n}")
+            for n in range(READ_METADATA)
+        )
+        licenses = [license_create(team=team)[0] for _ in range(READ_LICENSES)]
+        ReleaseLicense.objects.bulk_create(
+            ReleaseLicense(release=release, license=license) for license in licenses
+        )
+    return Target(
+        str(team.pk),
+        key,
+        str(release.pk),
+        str(product.pk),
+        release.version,
+        [str(license.pk) for license in licenses],
+    )
+
+
+class KeepAliveClient:
+    """One client thread's HTTP/1.1 connection, reused from request to request. A reused
+    connection that the server closed meanwhile (a worker recycled after max_requests, or the
+    keep-alive timeout) is reopened and the GET sent again; a fresh connection failing is an
+    error."""
+
+    def __init__(self, base: str) -> None:
+        address = urlsplit(base)
+        self.host = address.hostname or HOST
+        self.port = address.port
+        self.connection: http.client.HTTPConnection | None = None
+        self.opened = 0
+
+    def get(self, path: str, headers: dict[str, str]) -> Reply:
+        while True:
+            fresh = self.connection is None
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=REQUEST_TIMEOUT
+                )
+                self.opened += 1
+            try:
+                self.connection.request("GET", path, headers=headers)
+                response = self.connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                self.close()
+                if fresh:
+                    raise MeasureError(f"GET {path}: {error!r}") from error
+                continue
+            if response.will_close:
+                self.close()
+            return Reply(response.status, body)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def requests_per_second(
+    base: str, path: str, headers: dict[str, str], expected: tuple[int, bytes], total: int
+) -> tuple[float, int]:
+    """``total`` GETs of ``path`` shared by READ_CLIENTS keep-alive threads, each answer
+    checked (status and a piece of the body): requests per second, and connections opened."""
+    status, piece = expected
+    lock = threading.Lock()
+    sent = 0
+    failures: list[str] = []
+    clients = [KeepAliveClient(base) for _ in range(READ_CLIENTS)]
+    go = threading.Barrier(READ_CLIENTS + 1)
+
+    def work(client: KeepAliveClient) -> None:
+        nonlocal sent
+        go.wait(READY_TIMEOUT)
+        while not failures:
+            with lock:
+                if sent >= total:
+                    return
+                sent += 1
+            try:
+                reply = client.get(path, headers)
+            except MeasureError as error:
+                failures.append(str(error))
+                return
+            if reply.status != status or piece not in reply.body:
+                failures.append(reply.short())
+                return
+
+    threads = [threading.Thread(target=work, args=(client,), daemon=True) for client in clients]
+    for thread in threads:
+        thread.start()
+    go.wait(READY_TIMEOUT)
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join(REQUEST_TIMEOUT)
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.close()
+    if failures:
+        raise MeasureError(f"GET {path}: {failures[0]}")
+    if any(thread.is_alive() for thread in threads):
+        raise MeasureError(f"GET {path}: a client thread did not finish")
+    return total / elapsed, sum(client.opened for client in clients)
+
+
+def measure_reads(bench: Bench, world: World, rounds: int) -> None:
+    """7: Get Release (a file, 20 metadata, 3 licenses) vs the bare /api/ 404, in requests per
+    second on one server, each path driven by READ_CLIENTS keep-alive clients in turn."""
+    target = release_to_read(world)
+    read = (
+        target.path,
+        {"Authorization": f"Bearer {target.key}"},
+        (200, target.release_id.encode()),
+    )
+    # The envelope's 404 for an unknown /api/ URL: everything every API response costs
+    # (middleware, routing, the JSON envelope), without a view.
+    bare = (BARE_PATH, {}, (404, b'"code":"BAD_REQUEST"'))
+    with bench.server("reads", s3_endpoint=None, workers=2, threads=4) as server:
+
+        def release_vs_bare() -> tuple[str, str, float]:
+            # Every worker thread has imported, connected and answered both paths first.
+            for path, headers, expected in (read, bare):
+                requests_per_second(server.url, path, headers, expected, READ_WARM_UP)
+            results: dict[str, list[float]] = {"release": [], "bare": []}
+            opened = 0
+            for number in range(rounds):
+                order = [("release", read), ("bare", bare)]
+                for name, (path, headers, expected) in order if number % 2 == 0 else order[::-1]:
+                    rate, connections = requests_per_second(
+                        server.url, path, headers, expected, READ_REQUESTS
+                    )
+                    results[name].append(rate)
+                    opened += connections
+            for name, label in (("release", "one release"), ("bare", "bare 404")):
+                values = results[name]
+                print(
+                    f"  {label}: median {median(values):.0f} req/s of {len(values)}: "
+                    + ", ".join(f"{value:.0f}" for value in values)
+                )
+            # READ_CLIENTS per run, plus one each time a recycled worker (gunicorn's
+            # max_requests) or the keep-alive timeout closed a connection.
+            print(f"  connections opened: {opened} for {2 * rounds} runs of {READ_CLIENTS}")
+            release, bare_rate = median(results["release"]), median(results["bare"])
+            return f"{release:.0f} req/s", f"{bare_rate:.0f} req/s", release / bare_rate
+
+        bench.run(
+            AtLeastRow(
+                7,
+                f"GET one release ({READ_METADATA} metadata, {READ_LICENSES} licenses, a file) "
+                f"(A) vs bare /api/ 404 (B), requests per second, {READ_CLIENTS} keep-alive "
+                "clients",
+                READ_TARGET,
+            ),
+            release_vs_bare,
+        )
+    bench.notes.append(
+        f"7: {READ_REQUESTS} requests per path and round from {READ_CLIENTS} keep-alive client "
+        f"threads in this process, the two paths in turn on one server; a higher ratio is "
+        f"better."
+    )
+
+
+# --- Delivery: the Client API ------------------------------------------------------------------
+
+DELIVERY_HWID = "bench-machine-000001"
+DELIVERY_LICENSES = 1_000
+DELIVERY_RELEASES = 1_000
+THROUGHPUT_TARGET = 0.5
+LATEST_TARGET = 0.3
+WARM_UP_VERSION = "0.0.1"
+
+
+@dataclass
+class ClientShop:
+    """A team selling a product (the first of its products) through the Client API: the
+    license key, the team's public key as a loader has it, and the delivered build."""
+
+    team_id: str
+    product_id: str
+    license_key: str
+    public_key_pem: str
+    content: Content
+
+    def path(self, endpoint: str, **extra: str) -> str:
+        from urllib.parse import urlencode
+
+        query = {
+            "licenseKey": self.license_key,
+            "productId": self.product_id,
+            "hardwareIdentifier": DELIVERY_HWID,
+            **extra,
+        }
+        return f"/api/v1/client/teams/{self.team_id}/{endpoint}?{urlencode(query)}"
+
+    def classloader(self, **extra: str) -> tuple[str, Any]:
+        """A classloader URL with a new session key, and the loader that can read its answer
+        (tests/loader.py, written from the protocol rather than from the service's code)."""
+        from tests.loader import Loader
+
+        loader = Loader(self.public_key_pem)
+        return self.path(
+            "verification/classloader", sessionKey=loader.session_key_hex(), **extra
+        ), loader
+
+
+def delivery_shop(
+    bench: Bench,
+    name: str,
+    content: Content,
+    *,
+    on_s3: bool,
+    releases: int = 1,
+    licenses: int = 1,
+    warm_up: Content | None = None,
+) -> ClientShop:
+    """A team of ``releases`` releases with file rows (100 a product, each product's last one
+    its latest) and ``licenses`` licenses that all open its first product. That product's
+    latest release carries ``content``, stored for real (and ``warm_up``, stored as release
+    WARM_UP_VERSION of the same line). The measured license has seat limits, with the
+    measured device's seats already taken, so every check a customer meets is made."""
+    from django.db import transaction
+
+    from delivery.models import Seat, hwid_digest
+    from releases.models import Product, Release, ReleaseFile, ReleaseStatus, version_sort_key
+    from releases.storage import release_file_key
+    from teams.keys import key_pair_for
+    from teams.models import License
+    from teams.services import license_create, team_create
+
+    stored: list[tuple[str, Content]] = []
+    with transaction.atomic():
+        team = team_create(name=name, file_uploads=True, storage_limit_mb=100_000)
+        products = [
+            Product.objects.create(team=team, name=f"{name} {number}")
+            for number in range(max(1, -(-releases // RELEASES_PER_PRODUCT)))
+        ]
+        rows: list[Release] = []
+        for product in products:
+            count = min(RELEASES_PER_PRODUCT, releases - len(rows))
+            for index in range(count):
+                version = f"1.{index // 10}.{index % 10}"
+                rows.append(
+                    Release(
+                        team=team,
+                        product=product,
+                        version=version,
+                        version_sort_key=version_sort_key(version),
+                        status=ReleaseStatus.PUBLISHED,
+                        latest=index == count - 1,
+                    )
+                )
+        if warm_up is not None:
+            rows.append(
+                Release(
+                    team=team,
+                    product=products[0],
+                    version=WARM_UP_VERSION,
+                    version_sort_key=version_sort_key(WARM_UP_VERSION),
+                    status=ReleaseStatus.PUBLISHED,
+                )
+            )
+        Release.objects.bulk_create(rows, batch_size=2000)
+        delivered = next(row for row in rows if row.product_id == products[0].pk and row.latest)
+        files = []
+        for release in rows:
+            file_id = uuid.uuid4()
+            key = release_file_key(
+                team_id=team.pk, release_id=release.pk, file_id=file_id, extension="jar"
+            )
+            real = content if release is delivered else None
+            if warm_up is not None and release.version == WARM_UP_VERSION:
+                real = warm_up
+            if real is not None:
+                stored.append((key, real))
+            files.append(
+                ReleaseFile(
+                    id=file_id,
+                    team=team,
+                    release=release,
+                    key=key,
+                    size=len(real.data) if real else FAKE_FILE_SIZE,
+                    name="build.jar",
+                    checksum=real.md5
+                    if real
+                    else hashlib.md5(b"x", usedforsecurity=False).hexdigest(),
+                    sha256=real.sha256 if real else hashlib.sha256(b"x").hexdigest(),
+                    main_class_name="com.example.Main",
+                )
+            )
+        ReleaseFile.objects.bulk_create(files, batch_size=2000)
+        license, license_key = license_create(
+            team=team, products=[products[0]], ip_limit=10, hwid_limit=10
+        )
+        others = []
+        for _ in range(licenses - 1):
+            other = License(team=team)
+            other.set_key(License.generate_key())
+            others.append(other)
+        License.objects.bulk_create(others, batch_size=2000)
+        through = Product.licenses.through
+        through.objects.bulk_create(
+            [through(product_id=products[0].pk, license_id=other.pk) for other in others],
+            batch_size=2000,
+        )
+        for kind, value in (
+            (Seat.Kind.IP, "127.0.0.1"),
+            (Seat.Kind.HWID, hwid_digest(DELIVERY_HWID)),
+        ):
+            Seat.objects.create(license=license, kind=kind, value=value)
+        public_key_pem = key_pair_for(team).public_key_pem
+    for key, real in stored:
+        if on_s3:
+            with real.path.open("rb") as body:
+                bench.s3.put_object(Bucket=bench.bucket, Key=key, Body=body)
+        else:
+            path = bench.media / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(real.path, path)
+    return ClientShop(str(team.pk), str(products[0].pk), license_key, public_key_pem, content)
+
+
+def fetch_classloader(
+    base: str, shop: ClientShop, first_bytes: list[float] | None = None, **extra: str
+) -> float:
+    """Seconds to fetch the build through the classloader on a new connection, from the
+    request to its last byte (and, into ``first_bytes``, to its status line and headers); the
+    answer is then decrypted and compared (untimed)."""
+    path, loader = shop.classloader(**extra)
+    address = urlsplit(base)
+    connection = http.client.HTTPConnection(
+        address.hostname or HOST, address.port, timeout=REQUEST_TIMEOUT
+    )
+    try:
+        started = time.perf_counter()
+        connection.request("GET", path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        headers_in = time.perf_counter()
+        reply = Reply(response.status, response.read())
+        elapsed = time.perf_counter() - started
+    except OSError as error:
+        raise MeasureError(f"GET {path}: {error!r}") from error
+    finally:
+        connection.close()
+    if first_bytes is not None:
+        first_bytes.append(headers_in - started)
+    if reply.status != 200:
+        raise MeasureError(reply.short())
+    try:
+        plain = loader.decrypt(reply.body)
+    except Exception as error:  # InvalidTag, a short frame
+        raise MeasureError(f"the classloader's answer does not decrypt: {error!r}") from error
+    if not extra and hashlib.sha256(plain).hexdigest() != shop.content.sha256:
+        raise MeasureError("the classloader delivered other bytes than the stored build")
+    return elapsed
+
+
+def fetch_raw(bench: Bench, key: str, content: Content) -> float:
+    """Seconds to read the stored object straight from S3 with boto3, to its last byte."""
+    started = time.perf_counter()
+    body = bench.s3.get_object(Bucket=bench.bucket, Key=key)["Body"].read()
+    elapsed = time.perf_counter() - started
+    if hashlib.sha256(body).hexdigest() != content.sha256:
+        raise MeasureError("get_object returned other bytes")
+    return elapsed
+
+
+def delivered_key(shop: ClientShop) -> str:
+    from releases.models import ReleaseFile
+
+    return ReleaseFile.objects.get(
+        release__product_id=shop.product_id, release__latest=True, release__branch=None
+    ).key
+
+
+def measure_delivery_throughput(bench: Bench, world: World, big: Content, rounds: int) -> None:
+    """8: the classloader's encrypted download of 10 MiB from S3 (moto) vs boto3's
+    get_object of the same object from moto, in MB/s."""
+    shop = delivery_shop(bench, "Bench classloader S3", big, on_s3=True)
+    key = delivered_key(shop)
+    with bench.server("delivery-s3", s3_endpoint=bench.moto_url, workers=2, threads=4) as server:
+
+        def classloader_vs_raw() -> tuple[str, str, float]:
+            fetch_classloader(server.url, shop)
+            fetch_raw(bench, key, big)
+            service: list[float] = []
+            headers_in: list[float] = []
+            raw: list[float] = []
+            for number in range(rounds):
+                order = [
+                    (service, lambda: fetch_classloader(server.url, shop, headers_in)),
+                    (raw, lambda: fetch_raw(bench, key, big)),
+                ]
+                for results, fetch in order if number % 2 == 0 else order[::-1]:
+                    results.append(fetch())
+            show("classloader", service)
+            show("  of which until the headers (the checks, seats, record, S3 open)", headers_in)
+            show("get_object", raw)
+            a, b = len(big.data) / median(service) / 1e6, len(big.data) / median(raw) / 1e6
+            return f"{a:.0f} MB/s", f"{b:.0f} MB/s", a / b
+
+        bench.run(
+            AtLeastRow(
+                8,
+                "10 MiB classloader download (RSA session key, AES-GCM frames), S3 (moto): "
+                "throughput of the service (A) vs boto3 get_object of the stored object (B)",
+                THROUGHPUT_TARGET,
+            ),
+            classloader_vs_raw,
+        )
+
+
+def measure_delivery_memory(bench: Bench, world: World, big: Content, rounds: int) -> None:
+    """9: a one-worker, one-thread server's peak memory growth while it streams 10 MiB through
+    the classloader, after a warm-up classloader download of a small build."""
+    small = bench.content(4096, "delivery-warm-up.bin")
+    for storage, endpoint in (("local files", None), ("S3", bench.moto_url)):
+        shop = delivery_shop(
+            bench,
+            f"Bench classloader memory {storage}",
+            big,
+            on_s3=endpoint is not None,
+            warm_up=small,
+        )
+        name = "delivery-memory-" + storage.split()[0].lower()
+        with bench.server(name, s3_endpoint=endpoint, workers=1, threads=1) as server:
+            bench.run(
+                Row(
+                    9,
+                    f"worker peak memory growth streaming a 10 MiB classloader download, {storage} "
+                    "(A) vs the 6 MiB limit (B)",
+                    1.0,
+                    strict=True,
+                ),
+                partial(delivery_memory_growth, server, shop, rounds),
+            )
+
+
+def delivery_memory_growth(server: Server, shop: ClientShop, rounds: int) -> tuple[str, str, float]:
+    [pid] = server.worker_pids()
+    clear_refs = Path(f"/proc/{pid}/clear_refs")
+    if not os.access(clear_refs, os.W_OK):
+        raise MeasureError(f"{clear_refs} is not writable, so the peak cannot be reset")
+    fetch_classloader(server.url, shop, version=WARM_UP_VERSION)
+    grown: list[float] = []
+    for _ in range(rounds):
+        clear_refs.write_text("5")
+        before = memory_kib(pid, "VmRSS")
+        fetch_classloader(server.url, shop)
+        peak = memory_kib(pid, "VmHWM")
+        grown.append((peak - before) * 1024)
+        if server.worker_pids() != [pid]:
+            raise MeasureError("the worker was replaced during the measurement")
+    print(f"  worker {pid}, growth: " + ", ".join(f"{value / MIB:.2f} MiB" for value in grown))
+    value = median(grown)
+    return f"{value / MIB:.2f} MiB", f"{GROWTH_LIMIT / MIB:g} MiB", value / GROWTH_LIMIT
+
+
+def measure_latest(bench: Bench, world: World, rounds: int) -> None:
+    """10: the update check (``latest``) in a team of 1,000 releases and 1,000 licenses vs the
+    bare /api/ 404, in requests per second on one server, READ_CLIENTS keep-alive clients."""
+    small = bench.content(4096, "delivery-latest.bin")
+    shop = delivery_shop(
+        bench,
+        "Bench latest",
+        small,
+        on_s3=False,
+        releases=DELIVERY_RELEASES,
+        licenses=DELIVERY_LICENSES,
+    )
+    latest = (shop.path("releases/latest"), {}, (200, b'"details":"Release found"'))
+    bare = (BARE_PATH, {}, (404, b'"code":"BAD_REQUEST"'))
+    with bench.server("latest", s3_endpoint=None, workers=2, threads=4) as server:
+
+        def latest_vs_bare() -> tuple[str, str, float]:
+            for path, headers, expected in (latest, bare):
+                requests_per_second(server.url, path, headers, expected, READ_WARM_UP)
+            results: dict[str, list[float]] = {"latest": [], "bare": []}
+            for number in range(rounds):
+                order = [("latest", latest), ("bare", bare)]
+                for name, (path, headers, expected) in order if number % 2 == 0 else order[::-1]:
+                    rate, _ = requests_per_second(
+                        server.url, path, headers, expected, READ_REQUESTS
+                    )
+                    results[name].append(rate)
+            for name, label in (("latest", "latest"), ("bare", "bare 404")):
+                values = results[name]
+                print(
+                    f"  {label}: median {median(values):.0f} req/s of {len(values)}: "
+                    + ", ".join(f"{value:.0f}" for value in values)
+                )
+            a, b = median(results["latest"]), median(results["bare"])
+            return f"{a:.0f} req/s", f"{b:.0f} req/s", a / b
+
+        bench.run(
+            AtLeastRow(
+                10,
+                f"GET latest (team of {DELIVERY_RELEASES:,} releases and {DELIVERY_LICENSES:,} "
+                f"licenses) (A) vs bare /api/ 404 (B), requests per second, {READ_CLIENTS} "
+                "keep-alive clients",
+                LATEST_TARGET,
+            ),
+            latest_vs_bare,
+        )
+    bench.notes.append(
+        "8: each classloader request carries a new session key (RSA-OAEP), takes its seats and "
+        "records the download; timed from the request to the last byte, the frames decrypted "
+        "and compared afterwards. 9: the worker streams from moto's S3 or local files. 10: the "
+        "license has seat limits with the device's seats taken, so the seat check runs."
+    )
+
+
 # --- Main -------------------------------------------------------------------------------------
 
 
@@ -1080,6 +1657,10 @@ def main() -> int:
         measure_local(bench, bench.world, big, small, rounds=9)
         measure_s3(bench, bench.world, big, rounds=9)
         measure_memory(bench, bench.world, big, rounds=3)
+        measure_reads(bench, bench.world, rounds=5)
+        measure_delivery_throughput(bench, bench.world, big, rounds=9)
+        measure_delivery_memory(bench, bench.world, big, rounds=3)
+        measure_latest(bench, bench.world, rounds=5)
         report(bench, time.monotonic() - bench.started)
         return 0
     except SetupError as error:

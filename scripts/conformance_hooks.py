@@ -19,11 +19,11 @@ both get the same value twice. And the old name stands in for a missing (or empt
 
 One more rule belongs to the transport, not to any parameter: the request line must fit in
 gunicorn's limit (4,094 bytes), which a schema cannot state, while the parameters' own limits
-(1,000 characters of any non-space text, as Lukittu has them) add up to far more once
-percent-encoded. A client case whose request line would not fit, positive or negative, has the
-characters that need percent-encoding replaced by ``x``, except the first whitespace or control
-character of a value, which is what may make it invalid: lengths and validity stay as they
-were. Other negative cases are left alone."""
+(1,000 characters of any non-space text, as Lukittu has them; 255 for a list's search) add up
+to far more once percent-encoded. A case of any operation whose request line would not fit,
+positive or negative, has the characters that need percent-encoding replaced by ``x``, except
+the first whitespace or control character of a value, which is what may make it invalid:
+lengths and validity stay as they were. Other negative cases are left alone."""
 
 import functools
 import os
@@ -157,6 +157,8 @@ def map_case(ctx, case):
     if case.path.startswith(CLIENT_PREFIX):
         client_case(case, positive)
         return case
+    if isinstance(case.query, dict) and case.query:
+        fit_the_request_line(case)  # the transport's limit, as for the Client API
     if not positive:
         return case
     conditions_case(case)
