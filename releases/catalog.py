@@ -19,8 +19,10 @@ from teams.services import AuditActor, log_action, snapshot, update_recorded
 from webhooks import events as webhook_events
 
 PRODUCT_EDITABLE = ("name", "url")
-# A product's URL through the API: http(s), a host, no whitespace (the OpenAPI pattern too).
-URL_PATTERN = r"^https?://[^\s/?#@]+([/?#]\S*)?$"
+# A product's URL through the API: http(s), a host, no spaces or control characters (the
+# OpenAPI pattern too). Explicit ranges, not \s: JSON Schema's (JavaScript's) whitespace and
+# Python's differ (U+0085, U+FEFF), and both must read the pattern alike.
+URL_PATTERN = r"^https?://[^\x00-\x20\x7f/?#@]+([/?#][^\x00-\x20\x7f]*)?$"
 BRANCH_EDITABLE = ("name",)
 
 

@@ -61,7 +61,7 @@ class ProductBodySerializer(ClosedSerializer):
         return value
 
     def validate_url(self, value: str | None) -> str | None:
-        if value is not None and not PRODUCT_URL.match(value):
+        if value is not None and not PRODUCT_URL.fullmatch(value):
             raise serializers.ValidationError("Enter an http:// or https:// URL with a host.")
         return value
 

@@ -241,3 +241,25 @@ def test_products_page(client, world):
     assert first["totalResults"] == 32
     assert len(last["products"]) == 2 and last["hasNextPage"] is False
     assert beyond["products"] == [] and beyond["hasNextPage"] is False
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://example.com/plugin?x=1", True),
+        ("https://J\u0085~\U0001ce5f\u00b0", True),  # JSON Schema's \S and Python's differ here
+        ("https://example.com\n", False),  # Python's $ would let a trailing newline in
+        ("https://exa mple.com", False),
+        ("ftp://example.com", False),
+        ("https://", False),
+    ],
+)
+def test_a_product_url_follows_the_documented_pattern(client, world, url, accepted):
+    import re
+
+    from releases.catalog import URL_PATTERN
+
+    response = call(client, "post", f"{base(world)}/products", world, {"name": "U", "url": url})
+
+    assert (response.status_code == 201) is accepted, response.content
+    assert bool(re.search(URL_PATTERN, url)) is accepted or url.endswith("\n")
