@@ -66,6 +66,7 @@ class TeamAdminForm(forms.ModelForm):
             "name",
             "file_uploads_enabled",
             "max_releases_per_product",
+            "max_branches_per_product",
             "seat_timeout_minutes",
         )
 
@@ -105,6 +106,7 @@ class TeamAdmin(admin.ModelAdmin):
         "storage_limit_mb",
         "storage_used",
         "max_releases_per_product",
+        "max_branches_per_product",
         "seat_timeout_minutes",
         "public_key_pem",
         "public_key_base64",
@@ -184,6 +186,7 @@ class TeamAdmin(admin.ModelAdmin):
                     "name",
                     "file_uploads_enabled",
                     "max_releases_per_product",
+                    "max_branches_per_product",
                     "seat_timeout_minutes",
                 ),
             )
@@ -196,6 +199,7 @@ class TeamAdmin(admin.ModelAdmin):
                 file_uploads=data["file_uploads_enabled"],
                 storage_limit_mb=data["storage_limit_mb"],
                 max_releases_per_product=data["max_releases_per_product"],
+                max_branches_per_product=data["max_branches_per_product"],
                 seat_timeout_minutes=data["seat_timeout_minutes"],
                 actor=actor,
             )

@@ -21,7 +21,15 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from teams.keys import new_key_pair
-from teams.models import DEFAULT_MAX_RELEASES_PER_PRODUCT, MEGABYTE, ApiKey, AuditLog, License, Team
+from teams.models import (
+    DEFAULT_MAX_BRANCHES_PER_PRODUCT,
+    DEFAULT_MAX_RELEASES_PER_PRODUCT,
+    MEGABYTE,
+    ApiKey,
+    AuditLog,
+    License,
+    Team,
+)
 
 if TYPE_CHECKING:
     from releases.models import Product
@@ -35,6 +43,7 @@ TEAM_EDITABLE = (
     "file_uploads_enabled",
     "storage_limit_bytes",
     "max_releases_per_product",
+    "max_branches_per_product",
     "seat_timeout_minutes",
 )
 API_KEY_EDITABLE = ("name",)
@@ -165,6 +174,7 @@ def team_create(
     file_uploads: bool = False,
     storage_limit_mb: int = 100,
     max_releases_per_product: int = DEFAULT_MAX_RELEASES_PER_PRODUCT,
+    max_branches_per_product: int = DEFAULT_MAX_BRANCHES_PER_PRODUCT,
     seat_timeout_minutes: int | None = None,
     actor: AuditActor | None = None,
 ) -> Team:
@@ -178,6 +188,7 @@ def team_create(
         "file_uploads_enabled": file_uploads,
         "storage_limit_bytes": storage_limit_mb * MEGABYTE,
         "max_releases_per_product": max_releases_per_product,
+        "max_branches_per_product": max_branches_per_product,
         "seat_timeout_minutes": seat_timeout_minutes,
     }
     team = Team.objects.create(**fields)

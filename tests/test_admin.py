@@ -163,6 +163,7 @@ def test_team_flags_and_limits_are_editable(staff, world):
             "storage_limit_mb": 5,
             "file_uploads_enabled": "",
             "max_releases_per_product": 7,
+            "max_branches_per_product": 10,
         },
     )
     assert response.status_code == 302
@@ -217,7 +218,12 @@ def test_sizes_are_shown_one_way(size, shown):
 def test_the_storage_limit_goes_in_and_comes_out_in_megabytes(staff, world):
     response = staff.post(
         "/admin/teams/team/add/",
-        {"name": "Acme", "storage_limit_mb": 250, "max_releases_per_product": 100},
+        {
+            "name": "Acme",
+            "storage_limit_mb": 250,
+            "max_releases_per_product": 100,
+            "max_branches_per_product": 10,
+        },
     )
 
     assert response.status_code == 302
@@ -233,7 +239,12 @@ def test_an_untouched_limit_that_is_not_whole_megabytes_is_kept(staff, world):
 
     staff.post(
         f"/admin/teams/team/{world.team.pk}/change/",
-        {"name": "Renamed", "storage_limit_mb": 5, "max_releases_per_product": 100},
+        {
+            "name": "Renamed",
+            "storage_limit_mb": 5,
+            "max_releases_per_product": 100,
+            "max_branches_per_product": 10,
+        },
     )
 
     world.team.refresh_from_db()

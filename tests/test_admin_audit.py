@@ -60,6 +60,7 @@ def test_adding_a_team(staff, db):
             "storage_limit_mb": 250,
             "file_uploads_enabled": "on",
             "max_releases_per_product": 10,
+            "max_branches_per_product": 10,
             "seat_timeout_minutes": 30,
         },
     )
@@ -73,6 +74,7 @@ def test_adding_a_team(staff, db):
         "file_uploads_enabled": True,
         "storage_limit_bytes": 250 * MEGABYTE,
         "max_releases_per_product": 10,
+        "max_branches_per_product": 10,
         "seat_timeout_minutes": 30,
     }
     assert entry.result["storage_limit_bytes"] == 250 * MEGABYTE
@@ -86,6 +88,7 @@ def test_changing_a_team_records_only_the_changed_fields(staff, world):
             "storage_limit_mb": 100,  # unchanged
             "file_uploads_enabled": "on",  # unchanged
             "max_releases_per_product": 100,  # unchanged
+            "max_branches_per_product": 10,
         },
     )
 
@@ -103,6 +106,7 @@ def test_saving_an_unchanged_team_records_nothing(staff, world):
             "storage_limit_mb": 100,
             "file_uploads_enabled": "on",
             "max_releases_per_product": 100,
+            "max_branches_per_product": 10,
         },
     )
 

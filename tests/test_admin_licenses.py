@@ -98,7 +98,12 @@ def test_a_team_without_a_key_pair_says_how_to_make_one(staff, db):
 def test_a_team_added_in_the_admin_has_a_key_pair(staff, db):
     staff.post(
         "/admin/teams/team/add/",
-        {"name": "Acme", "storage_limit_mb": 100, "max_releases_per_product": 100},
+        {
+            "name": "Acme",
+            "storage_limit_mb": 100,
+            "max_releases_per_product": 100,
+            "max_branches_per_product": 10,
+        },
     )
     team = Team.objects.get(name="Acme")
     pem = TeamKeyPair.objects.get(team=team).public_key_pem
@@ -109,6 +114,7 @@ def test_a_team_added_in_the_admin_has_a_key_pair(staff, db):
 def test_the_seat_timeout_is_editable_and_audited(staff, world):
     form = {"name": world.team.name, "storage_limit_mb": 100, "file_uploads_enabled": "on"}
     form["max_releases_per_product"] = 100
+    form["max_branches_per_product"] = 10
 
     response = staff.post(
         f"/admin/teams/team/{world.team.pk}/change/", {**form, "seat_timeout_minutes": 45}
