@@ -40,7 +40,7 @@ from releases.serializers import (
     StrictPageField,
     error_list,
 )
-from releases.views import TeamApiView, actor_for
+from releases.views import TeamApiView, actor_for, parse_query
 from teams.services import AuditActor
 
 # --- Bodies and queries ------------------------------------------------------------------------
@@ -108,26 +108,7 @@ def json_body(request: Request, serializer_class: type[ClosedSerializer]) -> dic
 
 
 def list_query(request: Request) -> dict[str, Any]:
-    params = request.query_params
-    known = CatalogListQuerySerializer().fields
-    serializer = CatalogListQuerySerializer(
-        data={name: params[name] for name in params if name in known}
-    )
-    errors = [] if serializer.is_valid() else error_list(serializer.errors)
-    errors += [
-        {"message": "Give this parameter once.", "path": [name]}
-        for name in known
-        if len(params.getlist(name)) > 1
-    ]
-    errors += [
-        {"message": "Unknown parameter.", "path": [name]} for name in params if name not in known
-    ]
-    if errors:
-        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
-        raise ApiError(
-            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
-        )
-    return serializer.validated_data
+    return parse_query(request, CatalogListQuerySerializer)
 
 
 def page_of(queryset: QuerySet, query: dict[str, Any]) -> tuple[list[Any], int, bool]:

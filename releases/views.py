@@ -10,6 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
@@ -200,17 +201,17 @@ def request_fingerprint(data: dict[str, Any], upload: ReleaseUpload | None) -> s
     return fingerprint(data, upload.sha256 if upload is not None else None)
 
 
-def parse_query(request: Request) -> dict[str, Any]:
-    """The list's query parameters, validated. A bad value, a repeated parameter or an unknown
-    one (a misspelt ``productID`` would otherwise quietly list everything) is a 400 that names
-    each."""
+def parse_query(
+    request: Request, serializer_class: type[Serializer] = ReleaseListQuerySerializer
+) -> dict[str, Any]:
+    """A list's query parameters, validated (every list of the Developer API). A bad value, a
+    repeated parameter or an unknown one (a misspelt ``productID`` would otherwise quietly list
+    everything) is a 400 that names each."""
     params = request.query_params
-    known = ReleaseListQuerySerializer().fields
+    known = serializer_class().fields
     repeated = sorted(name for name in known if len(params.getlist(name)) > 1)
     unknown = [name for name in params if name not in known]
-    serializer = ReleaseListQuerySerializer(
-        data={name: params[name] for name in params if name in known}
-    )
+    serializer = serializer_class(data={name: params[name] for name in params if name in known})
     errors = [] if serializer.is_valid() else error_list(serializer.errors)
     errors += [{"message": "Give this parameter once.", "path": [name]} for name in repeated]
     errors += [{"message": "Unknown parameter.", "path": [name]} for name in unknown]

@@ -29,8 +29,8 @@ from releases.serializers import (
     StrictCharField,
     StrictChoiceField,
     StrictPageField,
-    error_list,
 )
+from releases.views import parse_query
 from webhooks import openapi, services
 from webhooks.destinations import url_problem
 from webhooks.events import EVENT_TYPES
@@ -90,24 +90,7 @@ class PageQuerySerializer(serializers.Serializer):
 
 def page_query(request: Request) -> dict[str, Any]:
     """``page`` and ``pageSize``; anything else, or either twice, is a 400 naming it."""
-    params = request.query_params
-    known = PageQuerySerializer().fields
-    serializer = PageQuerySerializer(data={name: params[name] for name in params if name in known})
-    errors = [] if serializer.is_valid() else error_list(serializer.errors)
-    errors += [
-        {"message": "Give this parameter once.", "path": [name]}
-        for name in known
-        if len(params.getlist(name)) > 1
-    ]
-    errors += [
-        {"message": "Unknown parameter.", "path": [name]} for name in params if name not in known
-    ]
-    if errors:
-        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
-        raise ApiError(
-            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
-        )
-    return serializer.validated_data
+    return parse_query(request, PageQuerySerializer)
 
 
 # --- Lookups inside the key's team -------------------------------------------------------------
