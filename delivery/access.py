@@ -8,16 +8,16 @@ Every request of the Client API comes through here: what the checks read up to t
 read in one statement (``delivery.lookup``) and checked in order here.
 """
 
+import functools
 import hashlib
 import logging
 import secrets
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from delivery.crypto import InvalidSessionKey, decrypt_session_key
@@ -116,26 +116,46 @@ def open_session_key(team: Team, key_pair: TeamKeyPair | None, session_key_hex: 
 
 
 def _claim_session_key(team: Team, digest: str) -> None:
-    """One row per key and team. A new key is one INSERT (committed on its own); a key seen
-    before fails on the unique constraint and is claimed again only if its last use is past
-    the window, by one UPDATE that only one of two racing requests can win."""
+    """One row per key and team, claimed by one statement: a new key is inserted; a key seen
+    before is claimed again only if its last use is past the window. Two racing requests
+    with one key meet on the unique constraint, and only one gets a row back."""
     now = timezone.now()
     cutoff = now - SESSION_KEY_WINDOW
     if secrets.randbelow(SESSION_KEY_CLEANUP_EVERY) == 0:
         SessionKeyUse.objects.filter(team=team, used_at__lt=cutoff).delete()
-    # In autocommit (as views run) the INSERT alone: a failed one leaves the connection
-    # usable, and atomic() would add BEGIN and COMMIT round trips. Inside a caller's
-    # transaction, a savepoint keeps a refusal from breaking it.
-    statement = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with statement:
-            SessionKeyUse.objects.create(team=team, digest=digest, used_at=now)
-    except IntegrityError:
-        reclaimed = SessionKeyUse.objects.filter(
-            team=team, digest=digest, used_at__lt=cutoff
-        ).update(used_at=now)
-        if not reclaimed:
-            raise rate_limited() from None
+    used_at = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(connection.vendor),
+            [
+                SessionKeyUse._meta.get_field("team").get_db_prep_value(team.pk, connection),
+                digest,
+                used_at(now),
+                used_at(cutoff),
+            ],
+        )
+        claimed = cursor.fetchone() is not None
+    if not claimed:
+        raise rate_limited()
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    """INSERT … ON CONFLICT … DO UPDATE … WHERE … RETURNING, which PostgreSQL and SQLite
+    (3.35 on) read alike, from the model's table and columns (``vendor`` keys the cache; the
+    quoting is the connection's). Parameters: team id, digest, now, the window's start."""
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(SessionKeyUse._meta.get_field(name).column)
+
+    team, digest, used_at = column("team"), column("digest"), column("used_at")
+    return (
+        f"INSERT INTO {quote(SessionKeyUse._meta.db_table)} ({team}, {digest}, {used_at}) "  # noqa: S608
+        f"VALUES (%s, %s, %s) ON CONFLICT ({team}, {digest}) "
+        f"DO UPDATE SET {used_at} = excluded.{used_at} "
+        f"WHERE {quote(SessionKeyUse._meta.db_table)}.{used_at} < %s RETURNING 1"
+    )
 
 
 def check_license(license: License | None) -> License:

@@ -9,9 +9,10 @@ every kind in one query (``standing``), and ``check`` makes none for an unlimite
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -20,6 +21,8 @@ from django.utils import timezone
 from delivery.models import Download, Seat, hwid_digest
 from lukittu.api import ApiError, Code
 from teams.models import License, Team
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -152,42 +155,61 @@ class Handout:
     user_agent: str
 
 
-def take(team: Team, license: License, device: Device, handout: Handout) -> None:
+def take(
+    team: Team,
+    license: License,
+    device: Device,
+    handout: Handout,
+    delivered: Callable[[], T] = lambda: None,
+) -> T:
     """Check the seats under the license's lock, take them, and record the download, all in
-    one transaction: a refused device leaves no trace, a granted one leaves both."""
+    one transaction: a refused device leaves no trace, a granted one leaves both.
+
+    ``delivered`` is what is handed out (the stored object, being opened meanwhile): awaited
+    once the seats are written and before the commit, so a build that cannot be read rolls
+    the transaction back and leaves no seat and no record either. Its errors come after the
+    seats', as the README's error order has them. Returns what it returned."""
     with transaction.atomic():
         License.objects.select_for_update().filter(pk=license.pk).values_list("pk").first()
         now = timezone.now()
         seats = standing(team, license, device, now)
         _refuse_if_full(license, seats)
-        held = Q()
-        new = []
-        for kind, value in device.wanted():
-            if seats[kind].held:
-                held |= Q(kind=kind, value=value)
-            else:
-                new.append(
-                    Seat(
-                        license=license, kind=kind, value=value, first_seen_at=now, last_seen_at=now
-                    )
-                )
-        if held:
-            Seat.objects.filter(held, license=license).update(last_seen_at=now)
-        if new:
-            Seat.objects.bulk_create(new)
-        Download.objects.create(
-            team=team,
-            release_id=handout.release_id,
-            version=handout.version,
-            file_id=handout.file_id,
-            file_sha256=handout.file_sha256,
-            license=license,
-            hwid_digest=device.hwid_digest,
-            ip_address=device.ip_address,
-            user_agent=handout.user_agent[:512],
-            endpoint=handout.endpoint,
-            created_at=now,
-        )
+        _occupy(license, device, seats, now)
+        _record(team, license, device, handout, now)
+        return delivered()
+
+
+def _occupy(license: License, device: Device, seats: dict[str, Standing], now: datetime) -> None:
+    """The device's seats: the ones it holds seen now, the others new."""
+    held = Q()
+    new = []
+    for kind, value in device.wanted():
+        if seats[kind].held:
+            held |= Q(kind=kind, value=value)
+        else:
+            new.append(
+                Seat(license=license, kind=kind, value=value, first_seen_at=now, last_seen_at=now)
+            )
+    if held:
+        Seat.objects.filter(held, license=license).update(last_seen_at=now)
+    if new:
+        Seat.objects.bulk_create(new)
+
+
+def _record(team: Team, license: License, device: Device, handout: Handout, now: datetime) -> None:
+    Download.objects.create(
+        team=team,
+        release_id=handout.release_id,
+        version=handout.version,
+        file_id=handout.file_id,
+        file_sha256=handout.file_sha256,
+        license=license,
+        hwid_digest=device.hwid_digest,
+        ip_address=device.ip_address,
+        user_agent=handout.user_agent[:512],
+        endpoint=handout.endpoint,
+        created_at=now,
+    )
 
 
 def free(license: License, kind: str | None = None) -> int:

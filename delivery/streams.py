@@ -6,7 +6,10 @@ is still an error in the envelope; after that the chunks are read as the client 
 """
 
 import logging
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,8 @@ CHUNK = 64 * 1024
 # each write and each storage read carries enough bytes for its per-call cost not to matter,
 # and a worker holds a few hundred KiB per download, not the file.
 READ_BLOCK = 4 * CHUNK
+# Objects being opened at once per process (``open_soon``); more wait for a free thread.
+OPENING_THREADS = 16
 # How long a presigned download URL works.
 PRESIGNED_SECONDS = 300
 
@@ -78,13 +83,23 @@ class OpenObject:
 
 
 def open_object(key: str) -> OpenObject:
+    return _opened(key, _body_opener(key))
+
+
+def _body_opener(key: str) -> Callable[[], Any]:
+    """What opens the object's body, made in the request's thread: on S3 with the request
+    thread's client (``storage.connection`` is one per thread; boto3 clients are thread-safe,
+    so an opening thread of ``open_soon`` makes no connection of its own)."""
     storage = release_storage()
+    if isinstance(storage, FileSystemStorage):
+        return lambda: open(storage.path(key), "rb")
+    client = storage.connection.meta.client
+    return lambda: client.get_object(Bucket=storage.bucket_name, Key=key)["Body"]
+
+
+def _opened(key: str, open_body: Callable[[], Any]) -> OpenObject:
     try:
-        if isinstance(storage, FileSystemStorage):
-            return OpenObject(open(storage.path(key), "rb"), key)
-        client = storage.connection.meta.client
-        reply = client.get_object(Bucket=storage.bucket_name, Key=key)
-        return OpenObject(reply["Body"], key)
+        return OpenObject(open_body(), key)
     except FileNotFoundError:
         logger.error("Stored object %s is missing", key)
         raise missing_build() from None
@@ -97,6 +112,59 @@ def open_object(key: str) -> OpenObject:
     except STORAGE_ERRORS:
         logger.exception("Storage failed opening %s", key)
         raise storage_unavailable() from None
+
+
+class PendingObject:
+    """A stored object being opened while the request goes on (``open_soon``).
+
+    ``result`` waits for it: the open object, or the ``ApiError`` opening it raised (the
+    S3 client's connect and read timeouts bound the wait). A request that ends without
+    taking it calls ``abandon``, which closes the object whenever it arrives."""
+
+    def __init__(self, future: Future[OpenObject]) -> None:
+        self._future = future
+
+    def result(self) -> OpenObject:
+        return self._future.result()
+
+    def abandon(self) -> None:
+        self._future.add_done_callback(_close_if_opened)
+
+
+def _close_if_opened(future: Future[OpenObject]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+_opener: tuple[int, ThreadPoolExecutor] | None = None
+_opener_lock = threading.Lock()
+
+
+def _opening_pool() -> ThreadPoolExecutor:
+    """The process's opening threads, made on first use in each process (a pool made before
+    a fork has no threads in the child)."""
+    global _opener
+    with _opener_lock:
+        if _opener is None or _opener[0] != os.getpid():
+            _opener = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=OPENING_THREADS, thread_name_prefix="storage-open"),
+            )
+        return _opener[1]
+
+
+def open_soon(key: str) -> PendingObject:
+    """``open_object(key)`` started now: on S3 in an opening thread, so that the request's
+    own work (the session key, the seats) runs while S3 answers; a local file opens at once."""
+    open_body = _body_opener(key)
+    if uses_s3():
+        return PendingObject(_opening_pool().submit(_opened, key, open_body))
+    future: Future[OpenObject] = Future()
+    try:
+        future.set_result(_opened(key, open_body))
+    except ApiError as error:
+        future.set_exception(error)
+    return PendingObject(future)
 
 
 def uses_s3() -> bool:

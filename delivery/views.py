@@ -25,7 +25,8 @@ from delivery.streams import (
     CHUNK,
     PRESIGNED_SECONDS,
     OpenObject,
-    open_object,
+    PendingObject,
+    open_soon,
     presigned_download_url,
     uses_s3,
 )
@@ -41,11 +42,19 @@ class ClientApiView(APIView):
     # GET only: a HEAD would spend a session key and take a seat without delivering anything.
     http_method_names = ["get"]
     with_session_key = False
+    # Start opening the build while the session key is checked (it has one to check).
+    opens_early = False
+    # The build is read by this service (not a presigned URL's client).
+    opens_stored = True
+    pending: PendingObject | None = None
     # The release headers name the product; without them no product row is needed.
     sends_release_headers = True
 
     def checked(self, request: Request, team_id_text: str) -> tuple[ClientQuery, access.Grant]:
-        """Every check up to the seats, in order."""
+        """Every check up to the seats, in order. A classloader request's build starts
+        opening as soon as the checks that only read have passed (``opens_early``), while
+        the session key is decrypted and claimed; the checks' outcome is computed early and
+        reported in order."""
         try:
             team_id = parse_uuid(team_id_text)
         except ValueError:
@@ -59,42 +68,61 @@ class ClientApiView(APIView):
             with_key_pair=self.with_session_key,
             with_product=self.sends_release_headers,
         )
-        if query.session_key is not None:
-            assert found.team is not None  # admit checked it
-            self.session_key = access.open_session_key(
-                found.team, found.key_pair, query.session_key
-            )
-        return query, access.resolve(found, query)
+        try:
+            grant, refusal = access.resolve(found, query), None
+        except ApiError as error:
+            grant, refusal = None, error
+        if grant is not None and self.opens_early:
+            self.pending = open_soon(grant.file.key)
+        try:
+            if query.session_key is not None:
+                assert found.team is not None  # admit checked it
+                self.session_key = access.open_session_key(
+                    found.team, found.key_pair, query.session_key
+                )
+            if refusal is not None:
+                raise refusal
+        except BaseException:
+            self.abandon_build()
+            raise
+        assert grant is not None
+        return query, grant
 
     def device(self, query: ClientQuery) -> seats.Device:
         return seats.Device(hardware_identifier=query.hardware_identifier, ip_address=self.ip)
 
-    def open_build(self, query: ClientQuery, grant: access.Grant) -> OpenObject:
-        """The stored object, opened before any seat is taken (a build that cannot be read
-        takes none). The seats come before storage in the README's error order, so a
-        storage error is reported only once the seats would have let the device in."""
-        try:
-            return open_object(grant.file.key)
-        except ApiError:
-            seats.check(grant.team, grant.license, self.device(query))
-            raise
+    def abandon_build(self) -> None:
+        if self.pending is not None:
+            self.pending.abandon()
+            self.pending = None
 
     def hand_out(
         self, request: Request, query: ClientQuery, grant: access.Grant, endpoint: str
-    ) -> None:
-        seats.take(
-            grant.team,
-            grant.license,
-            self.device(query),
-            seats.Handout(
-                release_id=grant.release.pk,
-                version=grant.release.version,
-                file_id=grant.file.pk,
-                file_sha256=grant.file.sha256,
-                endpoint=endpoint,
-                user_agent=request.headers.get("User-Agent", ""),
-            ),
-        )
+    ) -> OpenObject | None:
+        """Take the device's seats and record the download (``seats.take``), in a
+        transaction that commits only once the build is open, which is returned: a build that
+        cannot be read takes no seat. With ``opens_stored`` false (a presigned URL), nothing
+        is opened and None is returned."""
+        pending = self.pending or (open_soon(grant.file.key) if self.opens_stored else None)
+        self.pending = pending
+        try:
+            return seats.take(
+                grant.team,
+                grant.license,
+                self.device(query),
+                seats.Handout(
+                    release_id=grant.release.pk,
+                    version=grant.release.version,
+                    file_id=grant.file.pk,
+                    file_sha256=grant.file.sha256,
+                    endpoint=endpoint,
+                    user_agent=request.headers.get("User-Agent", ""),
+                ),
+                pending.result if pending is not None else lambda: None,
+            )
+        except BaseException:
+            self.abandon_build()
+            raise
 
 
 def release_headers(grant: access.Grant) -> dict[str, str]:
@@ -128,16 +156,13 @@ def streamed(chunks: Any, headers: dict[str, str]) -> StreamingHttpResponse:
 
 class ClassloaderView(ClientApiView):
     with_session_key = True
+    opens_early = True
 
     @openapi.classloader
     def get(self, request: Request, teamId: str) -> StreamingHttpResponse:
         query, grant = self.checked(request, teamId)
-        stored = self.open_build(query, grant)
-        try:
-            self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER)
-        except BaseException:
-            stored.close()
-            raise
+        stored = self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER)
+        assert stored is not None
         size = grant.file.size
         frames = encrypt_blocks(stored.blocks(size), frame_key(self.session_key), CHUNK)
         headers = release_headers(grant)
@@ -152,18 +177,13 @@ class DownloadView(ClientApiView):
     def get(self, request: Request, teamId: str) -> Any:
         query, grant = self.checked(request, teamId)
         file = grant.file
-        if uses_s3():
-            self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
+        self.opens_stored = not uses_s3()
+        stored = self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
+        if stored is None:
             url = presigned_download_url(file.key, file.name, PRESIGNED_SECONDS)
             response = HttpResponseRedirect(url)
             response["Cache-Control"] = "no-store"
             return response
-        stored = self.open_build(query, grant)
-        try:
-            self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
-        except BaseException:
-            stored.close()
-            raise
         headers = release_headers(grant)
         headers.update(
             {

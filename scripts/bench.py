@@ -1499,7 +1499,9 @@ def measure_delivery_throughput(bench: Bench, world: World, big: Content, rounds
     with bench.server("delivery-s3", s3_endpoint=bench.moto_url, workers=2, threads=4) as server:
 
         def classloader_vs_raw() -> tuple[str, str, float]:
-            fetch_classloader(server.url, shop)
+            # Concurrent warm-ups, so that each worker has its key loaded and S3 opened once.
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda _: fetch_classloader(server.url, shop), range(8)))
             fetch_raw(bench, key, big)
             service: list[float] = []
             headers_in: list[float] = []
@@ -1638,6 +1640,8 @@ def on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main() -> int:
+    """``make bench`` measures every row; ``scripts/bench.py 4 8`` only the rows named."""
+    only = {int(number) for number in sys.argv[1:]}
     signal.signal(signal.SIGTERM, on_sigterm)
     bench = Bench()
     try:
@@ -1653,14 +1657,20 @@ def main() -> int:
             print(f"  NOTE: {note}", flush=True)
         big = bench.content(BIG, "content-10mib.bin")
         small = bench.content(SMALL, "content-64kib.bin")
-        measure_batches(bench, bench.world, big, rounds=5)
-        measure_local(bench, bench.world, big, small, rounds=9)
-        measure_s3(bench, bench.world, big, rounds=9)
-        measure_memory(bench, bench.world, big, rounds=3)
-        measure_reads(bench, bench.world, rounds=5)
-        measure_delivery_throughput(bench, bench.world, big, rounds=9)
-        measure_delivery_memory(bench, bench.world, big, rounds=3)
-        measure_latest(bench, bench.world, rounds=5)
+        world = bench.world
+        measurements: list[tuple[set[int], Callable[[], None]]] = [
+            ({1, 2}, lambda: measure_batches(bench, world, big, rounds=5)),
+            ({3, 5}, lambda: measure_local(bench, world, big, small, rounds=9)),
+            ({4}, lambda: measure_s3(bench, world, big, rounds=9)),
+            ({6}, lambda: measure_memory(bench, world, big, rounds=3)),
+            ({7}, lambda: measure_reads(bench, world, rounds=5)),
+            ({8}, lambda: measure_delivery_throughput(bench, world, big, rounds=9)),
+            ({9}, lambda: measure_delivery_memory(bench, world, big, rounds=3)),
+            ({10}, lambda: measure_latest(bench, world, rounds=5)),
+        ]
+        for numbers, measure in measurements:
+            if not only or numbers & only:
+                measure()
         report(bench, time.monotonic() - bench.started)
         return 0
     except SetupError as error:

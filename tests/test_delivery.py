@@ -4,6 +4,7 @@ their checks in the README's order, seats, session keys and isolation."""
 import hashlib
 import os
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -384,15 +385,57 @@ def test_a_release_without_a_file_is_never_delivered(client, shop):
     assert_refused(shop.classloader(client), 404, "RELEASE_NOT_FOUND", "Release not found")
 
 
-def test_a_missing_object_is_a_server_error_not_a_download(client, shop):
+def test_a_missing_object_is_a_server_error_not_a_download(client, world, backend):
+    """On S3 the object is opened while the session key and the seats are dealt with; the
+    seats' transaction waits for it and rolls back: no seat, no record."""
     from releases.storage import release_storage
 
+    shop = Shop(world, make_jar())
     release_storage().delete(shop.file.key)
 
     response = shop.classloader(client)
 
     assert_refused(response, 500, "INTERNAL_SERVER_ERROR")
     assert not Download.objects.exists()
+    assert not Seat.objects.exists()
+
+
+def test_an_early_opened_build_is_closed_when_the_request_is_refused(
+    client, world, backend, monkeypatch
+):
+    """The classloader starts opening the build before the session key is claimed: a
+    replayed key is refused, and the object opened for it is closed, not left to leak."""
+    from delivery import streams
+
+    shop = Shop(world, make_jar())
+    opened: list[Any] = []
+    real_opened = streams._opened
+
+    def recording(key: str, open_body: Any) -> Any:
+        stored = real_opened(key, open_body)
+        opened.append(stored.body)
+        return stored
+
+    monkeypatch.setattr(streams, "_opened", recording)
+    loader = Loader(shop.public_key_pem)
+    first = shop.classloader(client, loader)
+    body_of(first)
+    replayed = shop.classloader(client, loader)
+
+    assert_refused(replayed, 429, "RATE_LIMIT")
+    # On S3 the opening thread may still be at it: it closes what it opens once it has it.
+    deadline = time.monotonic() + 10
+    while not (len(opened) == 2 and body_closed(opened[1])) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(opened) == 2
+    assert body_closed(opened[1])
+    assert Download.objects.count() == 1
+
+
+def body_closed(body: Any) -> bool:
+    """A local file's, or an S3 StreamingBody's (its urllib3 response's) closed state."""
+    raw = getattr(body, "_raw_stream", body)
+    return bool(raw.closed)
 
 
 @pytest.mark.parametrize("endpoint", [classloader_url, download_url])
@@ -417,12 +460,21 @@ def test_an_object_of_another_size_than_its_row_is_cut_off(client, shop, endpoin
         b"".join(response.streaming_content)
 
 
-@pytest.mark.parametrize("endpoint", [classloader_url, download_url])
-def test_a_full_license_is_reported_before_a_missing_object(client, shop, endpoint):
-    """The README's order: the seats, then the storage. The object is opened before the seats
-    are taken, so a storage error checks the seats first."""
+# On S3 the plain download is a presigned URL: the service opens nothing there.
+@pytest.mark.parametrize(
+    ("endpoint", "on_s3"),
+    [(classloader_url, False), (classloader_url, True), (download_url, False)],
+)
+def test_a_full_license_is_reported_before_a_missing_object(
+    client, world, request, endpoint, on_s3
+):
+    """The README's order: the seats, then the storage. The object is opened while the seats
+    are counted, and its error is reported only once they would have let the device in."""
     from releases.storage import release_storage
 
+    if on_s3:
+        request.getfixturevalue("s3")
+    shop = Shop(world, make_jar())
     release_storage().delete(shop.file.key)
     License.objects.filter(pk=shop.license.pk).update(hwid_limit=1)
     Seat.objects.create(license=shop.license, kind=Seat.Kind.HWID, value=hwid_digest(OTHER_HWID))
