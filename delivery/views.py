@@ -9,6 +9,7 @@ seats and leaves a ``Download`` row (``delivery.seats.take``) before its first b
 """
 
 import base64
+import re
 from typing import Any
 
 from django.http import HttpResponseRedirect, StreamingHttpResponse
@@ -125,13 +126,23 @@ class ClientApiView(APIView):
             raise
 
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header_text(value: str) -> str:
+    """Text as a header value: a control character (a line break would end the header, and
+    Django refuses one) becomes a space. Names are refused with them on input; this covers
+    rows written before that rule."""
+    return CONTROL_CHARACTERS.sub(" ", value)
+
+
 def release_headers(grant: access.Grant) -> dict[str, str]:
     """The headers Lukittu's classloader sends with a build."""
     product = grant.product
     assert product is not None, "resolved with_product"
     headers = {
         "X-File-Size": str(grant.file.size),
-        "X-Product-Name": product.name,
+        "X-Product-Name": header_text(product.name),
         "X-Release-Status": grant.release.status,
         "X-Release-Created-At": iso_utc(grant.release.created_at),
         "X-File-Created-At": iso_utc(grant.file.created_at),
@@ -142,7 +153,7 @@ def release_headers(grant: access.Grant) -> dict[str, str]:
     if grant.latest_version is not None:
         headers["X-Latest-Version"] = grant.latest_version
     if grant.file.main_class_name:
-        headers["X-Main-Class"] = grant.file.main_class_name
+        headers["X-Main-Class"] = header_text(grant.file.main_class_name)
     return headers
 
 

@@ -22,6 +22,7 @@ from lukittu.openapi import (
     register,
 )
 from releases.catalog import URL_PATTERN
+from releases.models import NAME_PATTERN
 from releases.openapi import (
     EXAMPLE_BRANCH_ID,
     EXAMPLE_PRODUCT_ID,
@@ -35,6 +36,7 @@ Schema = dict[str, Any]
 PRODUCTS = "Dev - Products"
 BRANCHES = "Dev - Branches"
 EXAMPLE_TEAM_ID = "123e4567-e89b-12d3-a456-426614174000"
+NAME_255 = {**TEXT_255, "pattern": NAME_PATTERN}
 
 path_parameter(
     "ProductIdPath", "productId", "The product's UUID, one of the team's.", EXAMPLE_PRODUCT_ID
@@ -68,7 +70,7 @@ PRODUCT_BODY = register(
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {**TEXT_255, "description": "Not blank"},
+            "name": {**NAME_255, "description": "Not blank; no control characters"},
             "url": {
                 "type": "string",
                 "maxLength": 500,
@@ -86,7 +88,12 @@ BRANCH_BODY = register(
     {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"name": {**TEXT_255, "description": "Not blank; unique in the product"}},
+        "properties": {
+            "name": {
+                **NAME_255,
+                "description": "Not blank; no control characters; unique in the product",
+            }
+        },
         "required": ["name"],
     },
 )

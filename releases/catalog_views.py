@@ -31,7 +31,7 @@ from lukittu.conditions import (
 from releases import catalog
 from releases import catalog_openapi as openapi
 from releases.catalog import URL_PATTERN, branch_payload, product_payload
-from releases.models import Branch, Product
+from releases.models import Branch, Product, no_control_characters
 from releases.serializers import (
     MAX_PAGE,
     PAGE_SIZES,
@@ -52,7 +52,7 @@ PRODUCT_URL = re.compile(URL_PATTERN)
 
 
 class ProductBodySerializer(ClosedSerializer):
-    name = StrictCharField(min_length=1, max_length=255)
+    name = StrictCharField(min_length=1, max_length=255, validators=[no_control_characters])
     url = StrictCharField(max_length=500, required=False, allow_null=True)
 
     def validate_name(self, value: str) -> str:
@@ -67,7 +67,7 @@ class ProductBodySerializer(ClosedSerializer):
 
 
 class BranchBodySerializer(ClosedSerializer):
-    name = StrictCharField(min_length=1, max_length=255)
+    name = StrictCharField(min_length=1, max_length=255, validators=[no_control_characters])
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
@@ -99,7 +99,8 @@ def json_body(request: Request, serializer_class: type[ClosedSerializer]) -> dic
             "Unsupported media type",
             data={"errors": [{"message": JSON_HINT, "path": []}]},
         ) from None
-    except exceptions.ParseError:
+    except (exceptions.ParseError, RecursionError):
+        # RecursionError: JSON nested too deeply for Python's parser is malformed too.
         raise ApiError(400, Code.BAD_REQUEST, "Malformed JSON body") from None
     serializer = serializer_class(data=data)
     if not serializer.is_valid():

@@ -10,10 +10,22 @@ import re
 import uuid
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from teams.models import FixedFieldsModel, License, Team, unknown_creator
+
+# Names travel in HTTP headers (the classloader's X-Product-Name) and in logs: no control
+# characters (a line break would end a header). NAME_PATTERN is the rule as the OpenAPI
+# document states it; the validator looks for any such character (a "$" would let a trailing
+# line break through in Python).
+NAME_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
+no_control_characters = RegexValidator(
+    r"[\x00-\x1f\x7f]",
+    "Must not contain control characters (line breaks, tabs).",
+    inverse_match=True,
+)
 
 
 class Product(FixedFieldsModel):
@@ -24,7 +36,7 @@ class Product(FixedFieldsModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="products")
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[no_control_characters])
     url = models.URLField(max_length=500, null=True, blank=True)
     created_by_user_id = models.UUIDField(
         default=unknown_creator,
@@ -57,7 +69,7 @@ class Branch(FixedFieldsModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="branches")
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[no_control_characters])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

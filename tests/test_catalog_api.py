@@ -263,3 +263,30 @@ def test_a_product_url_follows_the_documented_pattern(client, world, url, accept
 
     assert (response.status_code == 201) is accepted, response.content
     assert bool(re.search(URL_PATTERN, url)) is accepted or url.endswith("\n")
+
+
+@pytest.mark.parametrize("name", ["Two\nlines", "Tab\there", "Bell\x07", "Trailing\n", "Del\x7f"])
+def test_names_with_control_characters_are_refused(client, world, name):
+    """Names go into the classloader's X-Product-Name header: a line break would end it."""
+    product = call(client, "post", f"{base(world)}/products", world, {"name": name})
+    product_id = world.product.id
+    branch = call(
+        client, "post", f"{base(world)}/products/{product_id}/branches", world, {"name": name}
+    )
+
+    for response in (product, branch):
+        assert response.status_code == 400, response.content
+        errors = response.json()["data"]["errors"]
+        assert errors[0]["path"] == ["name"]
+        assert "control characters" in errors[0]["message"]
+    assert not Product.objects.filter(name=name).exists()
+    assert not Branch.objects.filter(name=name).exists()
+
+
+def test_json_nested_too_deeply_is_malformed_not_a_500(client, world):
+    body = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+    response = call(client, "post", f"{base(world)}/products", world, body)
+
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["result"]["details"] == "Malformed JSON body"

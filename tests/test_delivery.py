@@ -19,7 +19,7 @@ from django.utils import timezone
 from delivery import seats
 from delivery.models import Download, Seat, SessionKeyUse, hwid_digest
 from lukittu.api import ApiError
-from releases.models import Release, ReleaseLicense, ReleaseStatus
+from releases.models import Product, Release, ReleaseLicense, ReleaseStatus
 from teams.keys import key_pair_for
 from teams.models import License
 from teams.services import license_create
@@ -115,6 +115,18 @@ def test_a_loader_gets_the_uploaded_bytes_back_exactly(client, world, backend):
     assert response["X-File-Created-At"].endswith("Z")
     assert response["Content-Security-Policy"] == "default-src 'none'"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_product_name_with_a_line_break_still_delivers(client, shop):
+    """Names written before control characters were refused go out with spaces for them,
+    not as a 500 (a line break cannot be in a header)."""
+    Product.objects.filter(pk=shop.world.product.pk).update(name="Old\r\nname\x07")
+
+    response = shop.classloader(client)
+
+    assert response.status_code == 200, response.content[:300]
+    assert response["X-Product-Name"] == "Old  name "
+    assert response.loader.decrypt(body_of(response)) == shop.content
 
 
 def test_each_frame_has_its_own_iv(client, shop):
