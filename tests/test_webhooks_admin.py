@@ -130,3 +130,20 @@ def test_deleting_in_the_admin_is_audited(staff, world):
 
     assert not WebhookEndpoint.objects.exists()
     assert AuditLog.objects.get(action="webhook.delete").actor == "operator:operator"
+
+
+def test_a_webhook_links_to_its_own_delivery_log(staff, world):
+    mine, _ = make_endpoint(world.team, URL, ("release.updated",))
+    make_endpoint(world.team, "https://other.example.com/in", ("release.deleted",))
+    emit(world.team, "release.updated", {"id": "a"})
+    emit(world.team, "release.deleted", {"id": "b"})
+    link = f"/admin/webhooks/webhookdelivery/?endpoint__id__exact={mine.pk}"
+
+    listing = staff.get("/admin/webhooks/webhookendpoint/").content.decode()
+    log = staff.get(link)
+
+    assert link.replace("&", "&amp;") in listing
+    assert log.status_code == 200
+    assert [row.pk for row in log.context["cl"].result_list] == [
+        WebhookDelivery.objects.get(endpoint=mine).pk
+    ]

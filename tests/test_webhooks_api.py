@@ -1,11 +1,13 @@
 """The webhook endpoints of the Developer API: the secret shown once, the URL and event
 rules, team scoping, the audit trail (never with the secret), rotation, Idempotency-Key and
-If-Match, the delivery log, test events and redelivery."""
+If-Match, the delivery log, test events and redelivery, and bad bodies answered 400 (or 415)
+in the envelope, never 500."""
 
 import base64
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from lukittu.api import iso_utc
@@ -343,3 +345,79 @@ def test_the_api_key_and_rate_limit_apply(client, world):
     response = client.get(hooks(world), **headers(world))
     assert "X-RateLimit-Limit" in response
     assert client.get("/api/v1/dev/teams/not-a-uuid/webhooks", **headers(world)).status_code == 400
+
+
+HTTP_OFF = "Must be an https:// URL."
+BAD_BODIES = [
+    ({"url": "http://hooks.example.com/in", "events": ["release.updated"]}, ["url"], HTTP_OFF),
+    ({"url": "ftp://hooks.example.com/in", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "javascript:alert(1)", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://u:pw@hooks.example.com/", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://u@hooks.example.com/", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://hooks.example.com:0/", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://hooks.example.com:99999/", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://[::1]/in", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://169.254.169.254/", "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://e.com/" + "a" * 500, "events": ["release.updated"]}, ["url"], None),
+    ({"url": "https://e.com/\x00", "events": ["release.updated"]}, ["url"], None),
+    ({"url": 5, "events": ["release.updated"]}, ["url"], None),
+    ({"url": None, "events": ["release.updated"]}, ["url"], None),
+    ({"url": URL, "events": "release.updated"}, ["events"], None),
+    ({"url": URL, "events": [{"type": "release.updated"}]}, ["events", 0], None),
+    ({"url": URL, "events": ["webhook.test"]}, ["events", 0], None),
+    ({"url": URL, "events": ["release.updated"] * 10}, ["events"], None),
+    ({"url": URL, "events": ["release.updated"], "active": "true"}, ["active"], None),
+    ({"url": URL, "events": ["release.updated"], "secret": "whsec_x"}, ["secret"], None),
+    ([BODY], [], None),
+    (5, [], None),  # a JSON number
+]
+
+
+@pytest.mark.parametrize(("body", "path", "message"), BAD_BODIES)
+def test_bad_bodies_are_400_with_the_field_named(client, world, settings, body, path, message):
+    settings.DEBUG = False
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = False
+    endpoint, _ = make_endpoint(world.team, URL)
+
+    for response in (post(client, world, body=body), put(client, world, f"/{endpoint.id}", body)):
+        assert response.status_code == 400, response.content
+        result = response.json()["result"]
+        assert (result["details"], result["code"], result["valid"]) == (
+            "Invalid request body",
+            "BAD_REQUEST",
+            False,
+        )
+        (error,) = response.json()["data"]["errors"]
+        assert error["path"] == path
+        if message is not None:
+            assert error["message"] == message
+    assert WebhookEndpoint.objects.get().url == URL
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "status", "details"),
+    [
+        (b"{not json", "application/json", 400, "Malformed JSON body"),
+        (b'{"url": "\xff"}', "application/json", 400, "Malformed JSON body"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "Malformed JSON body"),
+        (b"url=https://e.com", "application/x-www-form-urlencoded", 415, "Unsupported media type"),
+    ],
+    ids=["syntax", "not-utf8", "nested-too-deep", "form"],
+)
+def test_a_body_that_is_not_a_json_object_is_refused(
+    client, world, raw, content_type, status, details
+):
+    endpoint, _ = make_endpoint(world.team, URL)
+    client.raise_request_exception = False
+
+    for path in ("", f"/{endpoint.id}", f"/{endpoint.id}/rotate-secret"):
+        response = client.post(
+            hooks(world, path), data=raw, content_type=content_type, **headers(world)
+        )
+        if path == f"/{endpoint.id}":
+            response = client.put(
+                hooks(world, path), data=raw, content_type=content_type, **headers(world)
+            )
+        assert response.status_code == status, (path, response.content)
+        assert response.json()["result"]["details"] == details
+    assert WebhookEndpoint.objects.count() == 1

@@ -1,16 +1,21 @@
 """Delivering events to a real HTTP receiver on 127.0.0.1: the signatures (Standard Webhooks
 and Lukittu's), retries with the same webhook-id, Retry-After, 410, days of failures, the
-delivery log, and a secret's rotation."""
+delivery log, the attempt's overall timeout, claims that lapse or are used up, the request
+made outside any transaction, test events and redeliveries, and a secret's rotation."""
 
 import base64
 import hashlib
 import hmac
 import io
 import json
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -254,17 +259,133 @@ def test_a_success_ends_a_failing_streak(world, receiver):
 
 def test_the_delivery_log_keeps_the_first_kib_and_the_error(world, receiver):
     receiver.answer(Answer(500, body=b"x" * 5000))
+    receiver.delay = 0.3
     make_endpoint(world.team, receiver.url)
     emit(world.team, "release.updated", {"id": "a"})
 
+    before = timezone.now()
     sender.sweep()
+    after = timezone.now()
 
     attempt = WebhookAttempt.objects.get()
     assert attempt.response_body == "x" * 1024
     assert attempt.status_code == 500
     assert attempt.error == "HTTP 500"
-    assert attempt.duration_ms >= 0
-    assert attempt.attempted_at <= timezone.now()
+    assert 300 <= attempt.duration_ms <= (after - before).total_seconds() * 1000
+    assert before <= attempt.attempted_at <= after
+
+
+@pytest.fixture
+def dripping_port():
+    """A receiver that answers a status line, then one header byte every 0.2 s, for 30 s."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+    stop = threading.Event()
+
+    def serve():
+        try:
+            connection, _ = server.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(150):
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(b"X")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+    thread.join(timeout=5)
+
+
+def test_an_attempt_ends_at_its_timeout_even_if_the_receiver_keeps_talking(
+    world, dripping_port, monkeypatch
+):
+    """httpx's read timeout never fires on a receiver that sends a byte now and then: the
+    whole exchange has ``TIMEOUT``, so an attempt cannot outlive its claim."""
+    monkeypatch.setattr(sender, "TIMEOUT", 1.0)
+    make_endpoint(world.team, f"http://127.0.0.1:{dripping_port}/hooks")
+    emit(world.team, "release.updated", {"id": "a"})
+
+    started = time.monotonic()
+    assert sender.sweep() == 1
+    took = time.monotonic() - started
+
+    assert took < 5, took
+    attempt = WebhookAttempt.objects.get()
+    assert (attempt.status_code, attempt.error) == (None, "Timeout: no answer within 1 s")
+    assert 1000 <= attempt.duration_ms < 5000
+    assert WebhookDelivery.objects.get().state == DeliveryState.PENDING
+
+
+def test_a_late_outcome_of_a_lapsed_claim_changes_nothing(world, receiver):
+    """A worker whose claim lapsed (it hung past the lease) records its attempt in the log,
+    but the delivery follows the claim that replaced it."""
+    make_endpoint(world.team, receiver.url)
+    emit(world.team, "release.updated", {"id": "a"})
+    delivery = WebhookDelivery.objects.get()
+    stale_delivery, stale_token = sender.claim(delivery.pk)
+    assert sender.claim(delivery.pk) is None  # claimed: not due for anyone else
+    make_due(delivery)  # the lease ends
+    assert sender.sweep() == 1  # another worker sends and records it
+
+    failed = sender.Outcome(timezone.now(), 5, status_code=500, error="HTTP 500")
+    assert sender.record(stale_delivery, stale_token, failed) is None
+
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.last_status_code) == (DeliveryState.DELIVERED, 200)
+    assert delivery.next_attempt_at is None
+
+
+def test_claims_used_up_by_dead_workers_end_the_delivery(world, receiver):
+    make_endpoint(world.team, receiver.url)
+    emit(world.team, "release.updated", {"id": "a"})
+    # Every attempt's worker died before recording it.
+    WebhookDelivery.objects.update(attempt_count=sender.MAX_ATTEMPTS)
+
+    assert sender.sweep() == 0
+
+    assert receiver.received == []
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.next_attempt_at) == (DeliveryState.FAILED, None)
+    assert delivery.last_error == f"Not sent: {sender.MAX_ATTEMPTS} attempts were claimed"
+
+
+def test_a_test_event_arrives_signed(world, receiver):
+    endpoint, secret = make_endpoint(world.team, receiver.url, ("release.deleted",))
+
+    services.send_test_event(endpoint=endpoint)
+    assert sender.sweep() == 1
+
+    (request,) = receiver.received
+    payload = Webhook(secret).verify(request.body, request.headers)
+    assert payload["type"] == "webhook.test"
+    assert payload["data"]["webhookId"] == str(endpoint.id)
+    assert request.headers["X-Lukittu-Event"] == "WEBHOOK_TEST"
+
+
+def test_a_redelivery_arrives_with_the_same_webhook_id(world, receiver):
+    _, secret = make_endpoint(world.team, receiver.url)
+    emit(world.team, "release.updated", {"id": "a"})
+    assert sender.sweep() == 1
+    delivered = WebhookDelivery.objects.get()
+
+    services.delivery_redeliver(delivery=delivered)
+    assert sender.sweep() == 1
+
+    first, again = receiver.received
+    assert again.headers["webhook-id"] == first.headers["webhook-id"]
+    assert again.body == first.body
+    Webhook(secret).verify(again.body, again.headers)
+    assert WebhookDelivery.objects.filter(state=DeliveryState.DELIVERED).count() == 2
 
 
 def test_a_connection_refused_is_an_attempt_with_an_error(world, receiver):
@@ -380,3 +501,24 @@ def test_purging_keeps_pending_and_recent_deliveries(world):
     }
     assert WebhookEvent.objects.count() == 2
     assert out.getvalue().strip() == "1 deliveries and 1 events deleted"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_request_is_sent_outside_any_transaction(world, receiver, monkeypatch):
+    """Outside the test's own transaction, so an atomic block around the send would show."""
+    make_endpoint(world.team, receiver.url)
+    with transaction.atomic():
+        emit(world.team, "release.updated", {"id": "a"})
+    in_transaction = []
+    post = sender._post
+
+    def watched(delivery, now):
+        in_transaction.append(transaction.get_connection().in_atomic_block)
+        return post(delivery, now)
+
+    monkeypatch.setattr(sender, "_post", watched)
+
+    assert sender.sweep() == 1
+
+    assert in_transaction == [False]
+    assert len(receiver.received) == 1

@@ -151,11 +151,11 @@ def test_https_goes_to_the_checked_address_with_the_name_for_sni(settings, monke
     fake_dns(monkeypatch, {"hooks.example.com": ["93.184.216.34"]})
     sent = []
 
-    def send(self, request, **kwargs):  # stands in for the network: nothing leaves
+    async def send(self, request, **kwargs):  # stands in for the network: nothing leaves
         sent.append(request)
         return httpx.Response(204, request=request, stream=httpx.ByteStream(b""))
 
-    monkeypatch.setattr(httpx.Client, "send", send)
+    monkeypatch.setattr(httpx.AsyncClient, "send", send)
     make_endpoint(world.team, "https://hooks.example.com/in")
     emit(world.team, "release.updated", {"id": "a"})
 

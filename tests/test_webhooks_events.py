@@ -8,9 +8,9 @@ from django.db import transaction
 
 from lukittu.conditions import Conditions
 from releases.models import Release, ReleaseStatus
-from releases.services import Actor, ReleaseChanges, release_update
+from releases.services import Actor, release_update
 from tests.helpers import create_data, post_release, put_release, release_url, update_data
-from tests.test_webhooks_helpers import make_endpoint
+from tests.test_webhooks_helpers import Boom, changes_of, make_endpoint
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 URL = "https://hooks.example.com/in"
@@ -148,25 +148,6 @@ def test_nothing_is_written_when_no_endpoint_listens(client, world):
 
     assert WebhookEvent.objects.count() == 0
     assert WebhookDelivery.objects.count() == 0
-
-
-def changes_of(release, **overrides):
-    fields = {
-        "version": release.version,
-        "product_id": release.product_id,
-        "status": release.status,
-        "set_as_latest": False,
-        "keep_existing_file": True,
-        "branch_id": release.branch_id,
-        "metadata": [],
-        "license_ids": [],
-    }
-    fields.update(overrides)
-    return ReleaseChanges(**fields)
-
-
-class Boom(Exception):
-    pass
 
 
 def test_a_rolled_back_update_leaves_no_event(world):

@@ -1,21 +1,34 @@
 """Delivery across processes, against the test database: a write whose process is killed right
-after COMMIT (before its task is enqueued) is still delivered by the worker, and two worker
-processes running at once never send one attempt twice."""
+after COMMIT (before its task is enqueued) is still delivered by the worker; a write that rolls
+back sends nothing; a worker killed mid-send leaves the delivery to be sent again once its
+lease ends; and two worker processes running at once never send one attempt twice."""
 
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
+from releases.models import Release
+from releases.services import Actor, release_update
 from tests.live import PROJECT_ROOT, server_env
-from tests.test_webhooks_helpers import Answer, make_endpoint, running_receiver
-from webhooks import events
+from tests.test_webhooks_helpers import (
+    Answer,
+    Boom,
+    changes_of,
+    make_due,
+    make_endpoint,
+    running_receiver,
+    wait_until,
+)
+from webhooks import events, sender
 from webhooks.events import emit
-from webhooks.models import DeliveryState, WebhookDelivery
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
 WORKER_TIMEOUT = 120
 
@@ -75,6 +88,26 @@ def finish(process):
     return output.decode(errors="replace")
 
 
+class Output:
+    """A process's output, read in a thread as it comes, so a test can wait for a line."""
+
+    def __init__(self, process):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.append(line.decode(errors="replace"))
+
+    def wait_for(self, text, timeout=WORKER_TIMEOUT):
+        wait_until(lambda: any(text in line for line in self.lines), timeout)
+
+    def text(self):
+        self._thread.join(timeout=10)
+        return "".join(self.lines)
+
+
 def enqueued_tasks():
     from django_tasks_db.models import DBTaskResult
 
@@ -126,8 +159,11 @@ def test_two_workers_never_send_an_attempt_twice(world, receiver, env):
 
     first, second = run_worker(env), run_worker(env)
     outputs = finish(first) + finish(second)
-    # The five that failed are due again about 5 s later: a third worker then sends them.
-    time.sleep(6)
+    # The five that failed are due again about 5 s later; brought to now, a third worker's
+    # sweep sends them.
+    failed_once = WebhookDelivery.objects.filter(state=DeliveryState.PENDING)
+    assert failed_once.count() == 5, outputs
+    make_due(*failed_once)
     finish(run_worker(env))
 
     ids = receiver.ids()
@@ -151,19 +187,87 @@ def test_a_running_worker_sweeps_deliveries_no_task_announced(world, receiver, e
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    output = Output(worker)
     try:
-        time.sleep(3)  # started, its first sweep done
+        # Logged after the first sweep, once the sweeper thread runs.
+        output.wait_for("Starting worker")
         # As if the process had died before enqueueing: no task will ever name it.
         monkeypatch.setattr(events, "enqueue_on_commit", lambda delivery_ids: None)
         with transaction.atomic():
             emit(world.team, "release.updated", {"late": True})
         assert enqueued_tasks() == 0
-        deadline = time.monotonic() + 30
-        while not receiver.received and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(receiver.received) == 1
+        wait_until(lambda: receiver.received)
     finally:
         worker.send_signal(signal.SIGTERM)
-        output, _ = worker.communicate(timeout=WORKER_TIMEOUT)
-    assert worker.returncode == 0, output.decode(errors="replace")
+        worker.wait(timeout=WORKER_TIMEOUT)
+    assert worker.returncode == 0, output.text()
+    assert len(receiver.received) == 1
     assert WebhookDelivery.objects.get().state == DeliveryState.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_update_sends_nothing(world, receiver, env):
+    """Against a real worker: the rolled-back update is never sent, the committed one after it
+    is, once."""
+    make_endpoint(world.team, receiver.url)
+    actor = Actor(team=world.team, label="operator:test")
+
+    with pytest.raises(Boom), transaction.atomic():
+        release_update(
+            actor=actor,
+            release_id=world.release.id,
+            changes=changes_of(world.release, version="7.7.7"),
+            upload=None,
+            max_file_bytes=1,
+        )
+        raise Boom
+    release_update(
+        actor=actor,
+        release_id=world.release.id,
+        changes=changes_of(world.release, version="8.8.8"),
+        upload=None,
+        max_file_bytes=1,
+    )
+    finish(run_worker(env))
+
+    (request,) = receiver.received
+    assert b'"version":"8.8.8"' in request.body
+    assert Release.objects.get(pk=world.release.pk).version == "8.8.8"
+    assert enqueued_tasks() == 1
+    assert WebhookDelivery.objects.get().state == DeliveryState.DELIVERED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_send_is_retried_once_its_lease_ends(world, receiver, env):
+    """SIGKILL while the receiver holds the request: the claim stays, so no worker sends it
+    again before the lease ends; after it, one does, with the same webhook-id."""
+    make_endpoint(world.team, receiver.url)
+    with transaction.atomic():
+        emit(world.team, "release.updated", {"id": "a"})
+    receiver.gate.clear()  # the receiver holds every request until told to answer
+
+    killed = run_worker(env)
+    wait_until(lambda: receiver.received)
+    claimed_at = timezone.now()
+    killed.kill()
+    killed.wait(timeout=WORKER_TIMEOUT)
+    receiver.gate.set()
+
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempt_count) == (DeliveryState.PENDING, 1)
+    assert delivery.claim_token is not None
+    lease_left = delivery.next_attempt_at - claimed_at
+    assert sender.LEASE - timedelta(seconds=30) < lease_left <= sender.LEASE
+    assert not WebhookAttempt.objects.exists()  # nothing was recorded
+    # Within the lease, another worker (its task, its sweep) leaves it alone.
+    finish(run_worker(env))
+    assert len(receiver.received) == 1
+    # The lease ends (brought to now, as five minutes passing would): sent again, same id.
+    make_due(delivery)
+    finish(run_worker(env))
+
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count) == (DeliveryState.DELIVERED, 2)
+    assert list(delivery.attempts.values_list("number", "status_code")) == [(2, 200)]

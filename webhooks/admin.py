@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from lukittu.admin import ViewOnlyAdmin, ViewOnlyInline, adopt, operator_actor, short_id
 from lukittu.api import ApiError
@@ -38,7 +40,15 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
-    list_display = ("url", "team", "active", "event_list", "failing_since", "disabled_reason")
+    list_display = (
+        "url",
+        "team",
+        "active",
+        "event_list",
+        "failing_since",
+        "disabled_reason",
+        "delivery_log",
+    )
     list_filter = ("active", "team")
     list_select_related = ("team",)
     search_fields = ("url", "team__name")
@@ -51,6 +61,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         "previous_secret_expires_at",
         "created_at",
         "updated_at",
+        "delivery_log",
     )
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> tuple:
@@ -65,6 +76,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     @admin.display(description="Events")
     def event_list(self, endpoint: WebhookEndpoint) -> str:
         return ", ".join(endpoint.events)
+
+    @admin.display(description="Delivery log")
+    def delivery_log(self, endpoint: WebhookEndpoint) -> str:
+        if endpoint.pk is None:
+            return "-"
+        url = reverse("admin:webhooks_webhookdelivery_changelist")
+        return format_html('<a href="{}?endpoint__id__exact={}">Deliveries</a>', url, endpoint.pk)
 
     def save_model(
         self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
@@ -122,10 +140,11 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
         "state",
         "attempt_count",
         "last_status_code",
+        "last_error",
         "next_attempt_at",
         "message_id",
     )
-    list_filter = ("state", "event__type")
+    list_filter = ("state", "event__type", ("endpoint", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("event", "endpoint")
     search_fields = ("endpoint__url", "event__type")
     fields = (

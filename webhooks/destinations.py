@@ -103,8 +103,10 @@ def url_problem(url: str) -> str | None:
     if parts.scheme.lower() not in allowed:
         return "Must be an https:// URL." if not settings.DEBUG else "Must be an http(s) URL."
     try:
-        parts.port  # noqa: B018 - raises on a port out of range
+        port = parts.port  # raises on a port out of range
     except ValueError:
+        port = 0
+    if port == 0:
         return "Must have a valid port."
     if not parts.hostname:
         return "Must name a host."

@@ -92,11 +92,12 @@ class ReleaseWrite:
 
     def emit(self, payload: dict[str, Any], *, created: bool) -> None:
         event_type = "release.created" if created else "release.updated"
-        record_event(self.team, event_type, payload, self._wanting(event_type))
+        record_event(self.team, event_type, payload, self.wanting(event_type))
         if self.latest_before:
             self._emit_demoted()
 
-    def _wanting(self, event_type: str) -> list[WebhookEndpoint]:
+    def wanting(self, event_type: str) -> list[WebhookEndpoint]:
+        """The team's active endpoints that subscribe to ``event_type``."""
         return [endpoint for endpoint in self.endpoints if event_type in endpoint.events]
 
     def _emit_demoted(self) -> None:
@@ -106,7 +107,7 @@ class ReleaseWrite:
             .prefetch_related("metadata", "license_links")
             .order_by("created_at", "id")
         )
-        subscribers = self._wanting("release.updated")
+        subscribers = self.wanting("release.updated")
         for release in demoted:
             record_event(self.team, "release.updated", release_payload(release), subscribers)
 
@@ -118,7 +119,7 @@ def release_write(
     active endpoints and, only when one wants ``release.updated``, the other releases of that
     line that are latest now, so ``ReleaseWrite.emit`` can report those the write demoted."""
     write = ReleaseWrite(team=team, endpoints=active_endpoints(team))
-    if write._wanting("release.updated"):
+    if write.wanting("release.updated"):
         write.latest_before = list(
             Release.objects.filter(product=product, branch=branch, latest=True)
             .exclude(pk=release.pk)

@@ -6,8 +6,9 @@ the task enqueued after commit and from the sweep of the delivery table.
    (threads or processes) trying at once, exactly one matches; the others find it not due and
    leave it alone.
 2. **Send**, holding no transaction and no row lock: resolve and check the destination
-   (``webhooks/destinations.py``), POST the event's body with ``httpx`` (``TIMEOUT``, no
-   redirects followed, no proxies from the environment), keep the first KiB of the answer.
+   (``webhooks/destinations.py``), POST the event's body with ``httpx`` (``TIMEOUT`` for the
+   whole exchange, no redirects followed, no proxies from the environment), keep the first
+   KiB of the answer.
 3. **Record**, in one short transaction: the attempt row; the delivery delivered, failed, or
    pending again at its next retry (only by the claim's holder); the endpoint's health. The
    next retry's task is enqueued once that commits.
@@ -17,6 +18,7 @@ claimed; once the lease ends it is due again and is sent again, with the same ``
 Receivers deduplicate on ``webhook-id``. Nothing is ever sent twice by two live workers.
 """
 
+import asyncio
 import email.utils
 import logging
 import random
@@ -30,7 +32,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webhooks.destinations import DestinationRefused, resolve_destination
+from webhooks.destinations import Destination, DestinationRefused, resolve_destination
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import endpoint_disable
 from webhooks.signing import signed_headers
@@ -51,10 +53,10 @@ SCHEDULE = (
 MAX_ATTEMPTS = len(SCHEDULE) + 1
 JITTER = 0.1  # each wait is stretched or shrunk by up to 10%, so retries do not arrive in step
 MAX_RETRY_AFTER = timedelta(hours=24)
-# httpx's connect, write and read timeouts, each; the answer's body is read only while the
-# attempt is younger than this.
+# The whole exchange (connect, send, the status and headers, the first KiB of the body) has
+# this many seconds; resolving the name has as many again (``destinations.RESOLVE_TIMEOUT``).
 TIMEOUT = 10.0
-# Far longer than an attempt can take (resolving, connecting, sending, reading: 10 s each).
+# Far longer than an attempt can take (about 20 s), so a live worker's claim never lapses.
 LEASE = timedelta(minutes=5)
 RESPONSE_KEPT = 1024
 DISABLE_AFTER = timedelta(days=3)
@@ -126,17 +128,9 @@ def claim(delivery_id: uuid.UUID) -> tuple[WebhookDelivery, uuid.UUID] | None:
 # --- 2. Send -----------------------------------------------------------------------------------
 
 
-def _read_head(response: httpx.Response, deadline: float) -> bytes:
-    head = b""
-    for chunk in response.iter_bytes():
-        head += chunk
-        if len(head) >= RESPONSE_KEPT or time.monotonic() > deadline:
-            break
-    return head[:RESPONSE_KEPT]
-
-
 def _post(delivery: WebhookDelivery, now: datetime) -> tuple[httpx.Response, bytes]:
-    """The answer (closed) and the first KiB of its body."""
+    """The answer (closed) and the first KiB of its body. Raises ``DestinationRefused``,
+    ``httpx.HTTPError`` or ``TimeoutError`` (no answer within ``TIMEOUT``)."""
     endpoint, event = delivery.endpoint, delivery.event
     destination = resolve_destination(endpoint.url)
     headers = signed_headers(
@@ -148,20 +142,45 @@ def _post(delivery: WebhookDelivery, now: datetime) -> tuple[httpx.Response, byt
     )
     # The checked address in the URL; the host name for Host and for TLS (SNI, certificate).
     headers["Host"] = destination.host_header
+    # httpx's timeouts bound each read and write, not the whole exchange: a receiver dripping
+    # its headers a byte at a time would hold the attempt past its lease. asyncio bounds it.
+    return asyncio.run(_exchange(destination, headers, event.body.encode()))
+
+
+async def _exchange(
+    destination: Destination, headers: dict[str, str], body: bytes
+) -> tuple[httpx.Response, bytes]:
+    """POST ``body`` to the checked address; the answer must start within ``TIMEOUT``."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
     extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
     # No redirects (a 3xx is a failure), and no proxy from the environment: a proxy would
     # connect wherever the name resolves for it, past the address check.
-    client = httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
-    request = client.build_request(
-        "POST", destination.url, content=event.body.encode(), headers=headers, extensions=extensions
-    )
-    deadline = time.monotonic() + TIMEOUT
-    with client:
-        response = client.send(request, stream=True)
+    async with httpx.AsyncClient(
+        timeout=TIMEOUT, follow_redirects=False, trust_env=False
+    ) as client:
+        request = client.build_request(
+            "POST", destination.url, content=body, headers=headers, extensions=extensions
+        )
+        async with asyncio.timeout_at(deadline):
+            response = await client.send(request, stream=True)
         try:
-            return response, _read_head(response, deadline)
+            return response, await _read_head(response, deadline)
         finally:
-            response.close()
+            await response.aclose()
+
+
+async def _read_head(response: httpx.Response, deadline: float) -> bytes:
+    """As much of the body's first KiB as arrives before ``deadline``."""
+    head = bytearray()
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= RESPONSE_KEPT:
+                    break
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the status is the answer; the body is only kept for the log
+    return bytes(head[:RESPONSE_KEPT])
 
 
 def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
@@ -191,7 +210,9 @@ def send(delivery: WebhookDelivery) -> Outcome:
         response, head = _post(delivery, now)
     except DestinationRefused as refused:
         return Outcome(now, elapsed(), error=str(refused)[:500])
-    except httpx.HTTPError as failure:
+    except TimeoutError:
+        return Outcome(now, elapsed(), error=f"Timeout: no answer within {TIMEOUT:g} s")
+    except (httpx.HTTPError, httpx.InvalidURL) as failure:
         return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
     retry_after = None
     if response.status_code in (429, 503):
@@ -272,15 +293,24 @@ def enqueue_on_commit_at(delivery_id: uuid.UUID, when: datetime) -> None:
     transaction.on_commit(lambda: enqueue_deliveries([delivery_id], run_after=when), robust=True)
 
 
-def _skip_disabled(delivery: WebhookDelivery, token: uuid.UUID) -> None:
-    """A delivery to an endpoint disabled meanwhile fails without being sent."""
+def _give_up(delivery: WebhookDelivery, token: uuid.UUID, reason: str) -> None:
+    """Fail a claimed delivery without sending it."""
     WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(
         state=DeliveryState.FAILED,
         next_attempt_at=None,
         claim_token=None,
-        last_error="Not sent: the webhook is disabled",
+        last_error=reason,
         updated_at=timezone.now(),
     )
+
+
+def _reason_not_to_send(delivery: WebhookDelivery) -> str | None:
+    if not delivery.endpoint.active:
+        return "Not sent: the webhook is disabled"
+    if delivery.attempt_count > MAX_ATTEMPTS:
+        # Every claim counts, recorded or not: workers that died mid-attempt used them up.
+        return f"Not sent: {MAX_ATTEMPTS} attempts were claimed"
+    return None
 
 
 def attempt(delivery_id: uuid.UUID) -> bool:
@@ -289,8 +319,9 @@ def attempt(delivery_id: uuid.UUID) -> bool:
     if claimed is None:
         return False
     delivery, token = claimed
-    if not delivery.endpoint.active:
-        _skip_disabled(delivery, token)
+    reason = _reason_not_to_send(delivery)
+    if reason is not None:
+        _give_up(delivery, token, reason)
         return False
     outcome = send(delivery)
     record(delivery, token, outcome)

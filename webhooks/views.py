@@ -12,6 +12,7 @@ Idempotency-Key of the release and catalog endpoints; JSON bodies.
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from rest_framework import serializers
@@ -66,7 +67,7 @@ class WebhookBodySerializer(ClosedSerializer):
     def validate_url(self, value: str) -> str:
         try:
             URLValidator(schemes=["http", "https"])(value)
-        except Exception:
+        except DjangoValidationError:
             raise serializers.ValidationError("Must be a valid URL.") from None
         problem = url_problem(value)
         if problem:
