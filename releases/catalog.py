@@ -111,11 +111,11 @@ def product_update(
     actor: AuditActor | None = None,
     conditions: Conditions = NO_CONDITIONS,
 ) -> Product:
-    """Rename a product or change its URL. Returns it as stored; writes (and records) nothing
-    when no value differs."""
+    """Rename a product or change its URL. Returns it as stored; writes, records and sends
+    nothing when no value differs."""
     stored = _locked_product(product)
     conditions.check_current(lambda: product_payload(stored))
-    update_recorded(
+    changed = update_recorded(
         stored,
         changes,
         allowed=PRODUCT_EDITABLE,
@@ -123,7 +123,8 @@ def product_update(
         team=stored.team,
         actor=actor,
     )
-    webhook_events.emit(stored.team, "product.updated", product_payload(stored))
+    if changed:
+        webhook_events.emit(stored.team, "product.updated", product_payload(stored))
     return stored
 
 
@@ -186,13 +187,13 @@ def branch_update(
     actor: AuditActor | None = None,
     conditions: Conditions = NO_CONDITIONS,
 ) -> Branch:
-    """Rename a branch. Returns it as stored; writes (and records) nothing when the name is
-    unchanged."""
+    """Rename a branch. Returns it as stored; writes, records and sends nothing when the name
+    is unchanged."""
     stored = _locked_branch(branch)
     conditions.check_current(lambda: branch_payload(stored))
     try:
         with transaction.atomic():
-            update_recorded(
+            changed = update_recorded(
                 stored,
                 changes,
                 allowed=BRANCH_EDITABLE,
@@ -202,7 +203,8 @@ def branch_update(
             )
     except IntegrityError:
         raise branch_name_taken() from None
-    webhook_events.emit(stored.product.team, "branch.updated", branch_payload(stored))
+    if changed:
+        webhook_events.emit(stored.product.team, "branch.updated", branch_payload(stored))
     return stored
 
 

@@ -140,13 +140,13 @@ def update_recorded(
     team: Team,
     actor: AuditActor | None,
     result_extra: Mapping[str, Any] | None = None,
-) -> None:
+) -> bool:
     """Apply the ``allowed`` fields of ``changes`` to ``stored`` (a row locked by the caller's
     transaction), save the columns that differ and record them as ``action``; nothing is
-    written or recorded when no value differs."""
+    written or recorded when no value differs. Whether anything changed."""
     changed = apply_changes(stored, changes, allowed=allowed)
     if not changed:
-        return
+        return False
     save_changed(stored, changed)
     log_action(
         actor=actor,
@@ -156,6 +156,7 @@ def update_recorded(
         request_data=changed,
         result={**snapshot(stored), **(result_extra or {})},
     )
+    return True
 
 
 def _locked(obj: models.Model) -> Any:

@@ -105,6 +105,12 @@ def test_products_and_branches_emit_their_events(client, world):
     branch2 = client.put(
         dev(world, f"branches/{branch['id']}"), data={"name": "rc2"}, **body
     ).json()["data"]
+    # Updates that change nothing send nothing (nor are they audited).
+    unchanged = [
+        client.put(dev(world, f"products/{product['id']}"), data={"name": "Hooked 2"}, **body),
+        client.put(dev(world, f"branches/{branch['id']}"), data={"name": "rc2"}, **body),
+    ]
+    assert [response.status_code for response in unchanged] == [200, 200]
     branch_gone = client.delete(dev(world, f"branches/{branch['id']}"), **api(world)).json()["data"]
     product_gone = client.delete(dev(world, f"products/{product['id']}"), **api(world)).json()[
         "data"
