@@ -11,6 +11,7 @@ not open. Without the secret the database alone gives away no private key.
 """
 
 import base64
+import enum
 import functools
 import os
 import uuid
@@ -42,25 +43,55 @@ def _sealing_key(secret: str) -> bytes:
     )
 
 
-def seal(private_pem: bytes, team_id: uuid.UUID) -> str:
+def seal(private_pem: bytes, team_id: uuid.UUID, secret: str | None = None) -> str:
+    """Sealed with ``secret`` (default: TEAM_KEYS_SECRET)."""
     nonce = os.urandom(12)
-    sealed = AESGCM(_sealing_key(settings.TEAM_KEYS_SECRET)).encrypt(
+    sealed = AESGCM(_sealing_key(secret or settings.TEAM_KEYS_SECRET)).encrypt(
         nonce, private_pem, team_id.bytes
     )
     return f"{SEAL_VERSION}:{base64.b64encode(nonce + sealed).decode()}"
 
 
-def unseal(sealed: str, team_id: uuid.UUID) -> bytes:
+def unseal(sealed: str, team_id: uuid.UUID, secret: str | None = None) -> bytes:
+    """Opened with ``secret`` (default: TEAM_KEYS_SECRET)."""
     version, _, body = sealed.partition(":")
     if version != SEAL_VERSION:
         raise KeySealError(f"unknown seal version {version!r}")
     try:
         raw = base64.b64decode(body, validate=True)
-        return AESGCM(_sealing_key(settings.TEAM_KEYS_SECRET)).decrypt(
+        return AESGCM(_sealing_key(secret or settings.TEAM_KEYS_SECRET)).decrypt(
             raw[:12], raw[12:], team_id.bytes
         )
     except Exception as error:  # InvalidTag, binascii.Error, short input
         raise KeySealError("the team's private key does not open with TEAM_KEYS_SECRET") from error
+
+
+class Resealed(enum.Enum):
+    CURRENT = "already sealed with TEAM_KEYS_SECRET"
+    RESEALED = "resealed from the old secret"
+    UNOPENED = "opens with neither secret"
+
+
+def reseal(key_pair: TeamKeyPair, old_secret: str) -> Resealed:
+    """Seal the team's private key with TEAM_KEYS_SECRET if it opens with ``old_secret``
+    (after the secret was changed). The row is updated only if nobody changed it meanwhile,
+    so a key pair made or resealed concurrently is never overwritten."""
+    try:
+        unseal(key_pair.private_key_sealed, key_pair.team_id)
+        return Resealed.CURRENT
+    except KeySealError:
+        pass
+    try:
+        private_pem = unseal(key_pair.private_key_sealed, key_pair.team_id, old_secret)
+    except KeySealError:
+        return Resealed.UNOPENED
+    updated = TeamKeyPair.objects.filter(
+        pk=key_pair.pk, private_key_sealed=key_pair.private_key_sealed
+    ).update(private_key_sealed=seal(private_pem, key_pair.team_id))
+    if not updated:
+        key_pair.refresh_from_db()
+        return reseal(key_pair, old_secret)
+    return Resealed.RESEALED
 
 
 def new_key_pair(team_id: uuid.UUID) -> TeamKeyPair:

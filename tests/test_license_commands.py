@@ -1,5 +1,5 @@
-"""The operator commands for licenses and key pairs: create_license, team_public_key and
-free_seats."""
+"""The operator commands for licenses and key pairs: create_license, team_public_key,
+reseal_team_keys and free_seats."""
 
 import io
 import json
@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from delivery.models import Seat
-from teams.keys import private_key_of
+from teams.keys import KeySealError, key_pair_for, private_key_of, unseal
 from teams.models import AuditLog, License, Team, TeamKeyPair
 from teams.services import team_soft_delete
 
@@ -210,6 +210,47 @@ def seated(world) -> License:
         Seat.objects.create(license=license, kind=kind, value=value)
     Seat.objects.create(license=world.licenses[1], kind=Seat.Kind.IP, value="192.0.2.9")
     return license
+
+
+# --- reseal_team_keys ---------------------------------------------------------------------------
+
+
+def test_reseal_team_keys_moves_every_key_to_the_new_secret(world, outsider, settings, monkeypatch):
+    """After TEAM_KEYS_SECRET changes, the keys sealed with the old one open again once
+    resealed, and a second run finds nothing left to do."""
+    old_pems = {
+        pair.team_id: private_key_of(pair).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for pair in (key_pair_for(world.team), key_pair_for(outsider.team))
+    }
+    old_secret = settings.TEAM_KEYS_SECRET
+    settings.TEAM_KEYS_SECRET = "a new secret, rotated by the operator"
+    monkeypatch.setenv("OLD_TEAM_KEYS_SECRET", old_secret)
+    with pytest.raises(KeySealError):
+        unseal(TeamKeyPair.objects.get(team=world.team).private_key_sealed, world.team.pk)
+
+    first = run("reseal_team_keys", "--old-secret-env", "OLD_TEAM_KEYS_SECRET")
+    again = run("reseal_team_keys", "--old-secret-env", "OLD_TEAM_KEYS_SECRET")
+
+    assert "2 resealed from the old secret" in first
+    assert "2 already sealed with TEAM_KEYS_SECRET" in again
+    for pair in TeamKeyPair.objects.all():
+        assert unseal(pair.private_key_sealed, pair.team_id) == old_pems[pair.team_id]
+
+
+def test_reseal_team_keys_names_keys_that_open_with_neither_secret(world, settings, monkeypatch):
+    key_pair_for(world.team)
+    settings.TEAM_KEYS_SECRET = "a new secret"
+    monkeypatch.setenv("OLD_TEAM_KEYS_SECRET", "not the secret it was sealed with")
+
+    with pytest.raises(CommandError, match=str(world.team.pk)):
+        run("reseal_team_keys", "--old-secret-env", "OLD_TEAM_KEYS_SECRET")
+    monkeypatch.delenv("OLD_TEAM_KEYS_SECRET")
+    with pytest.raises(CommandError, match="Set OLD_TEAM_KEYS_SECRET"):
+        run("reseal_team_keys", "--old-secret-env", "OLD_TEAM_KEYS_SECRET")
 
 
 @pytest.mark.parametrize(
