@@ -379,6 +379,22 @@ def test_a_product_made_in_the_admin_names_its_operator(staff, world):
     assert product.created_by_user_id == operator_creator_id(OPERATOR)
 
 
+def test_a_name_with_a_line_break_is_a_form_error_in_the_admin(staff, world):
+    added = staff.post(
+        "/admin/releases/product/add/",
+        {"team": world.team.pk, "name": "Two\nlines", "url": "", **NO_BRANCHES},
+    )
+    branch = staff.post(
+        "/admin/releases/branch/add/", {"product": world.product.pk, "name": "rc\t1"}
+    )
+
+    for response in (added, branch):
+        assert response.status_code == 200
+        assert "Must not contain control characters" in response.content.decode()
+    assert not Product.objects.filter(name="Two\nlines").exists()
+    assert not world.product.branches.filter(name="rc\t1").exists()
+
+
 # --- Reading the log -------------------------------------------------------------------------
 
 
