@@ -335,6 +335,8 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("AXES_COOLOFF_MINUTES", 15, above=0))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# No start-up banner on every process (every manage.py command printed it on stderr).
+AXES_VERBOSE = False
 # The address the audit log records, with NUM_PROXIES honoured: behind a proxy every login
 # would otherwise come from the proxy's address.
 AXES_CLIENT_IP_CALLABLE = "lukittu.metrics.client_address"

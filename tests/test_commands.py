@@ -313,9 +313,10 @@ def test_seed_demo_ends_with_exports_that_make_the_readme_examples_run(db, clien
     export = output.strip().splitlines()[-1].split()
     assert export[0] == "export"
     values = dict(item.split("=", 1) for item in export[1:])
-    assert set(values) == {"API", "TEAM", "KEY", "PRODUCT", "RELEASE", "LICENSE"}
+    assert set(values) == {"BASE", "API", "TEAM", "KEY", "PRODUCT", "RELEASE", "LICENSE"}
     team = Team.objects.get()
     assert values["TEAM"] == str(team.id)
+    assert values["BASE"] == "http://127.0.0.1:8001"
     assert values["API"] == f"http://127.0.0.1:8001/api/v1/dev/teams/{team.id}"
     assert Product.objects.get(pk=values["PRODUCT"]).name == "Demo App"
     # The Client API's examples: the demo license opens the demo product, whose latest (until

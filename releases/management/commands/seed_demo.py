@@ -212,7 +212,7 @@ class Command(BaseCommand):
         lines = [
             "Demo team:",
             f"  Team id:  {summary['teamId']}",
-            f"  API key:  {summary['apiKey']}   (shown only now)",
+            f"  API key:  {summary['apiKey']}   (the service keeps only its digest)",
             "",
             "Products:",
         ]
@@ -234,18 +234,18 @@ class Command(BaseCommand):
             "",
         ]
         lines += [
-            "Publish 1.1.0 as the latest release, keeping no file:",
+            "Publish the 1.1.0 draft (it has no build yet) as the latest release:",
             "",
             f"  curl -sS -X PUT {base_url}/api/v1/dev/teams/{summary['teamId']}"
             f"/releases/{draft['id']} \\",
             f"    -H 'Authorization: Bearer {summary['apiKey']}' \\",
             f"    -F 'data={json.dumps(data)}'",
             "",
-            "Add  -F 'file=@build/app.jar'  to upload a build with it.",
+            "Add  -F 'file=@var/demo-app.jar'  (the demo build) to upload a build with it.",
             "",
             "Paste this line to run the README's examples as written:",
             "",
-            f"  export API={base_url}/api/v1/dev/teams/{summary['teamId']}"
+            f"  export BASE={base_url} API={base_url}/api/v1/dev/teams/{summary['teamId']}"
             f" TEAM={summary['teamId']} KEY={summary['apiKey']}"
             f" PRODUCT={product['id']} RELEASE={draft['id']} LICENSE={summary['licenseKey']}",
         ]
