@@ -5,6 +5,7 @@ environment readers can be imported (and fail loudly on a bad value here too).""
 
 import os
 
+from lukittu import gunicorn_errors
 from lukittu.env import env_int, env_list, env_str
 
 # Threads: a request mostly waits on the database or S3, and an idle keep-alive connection
@@ -46,3 +47,9 @@ max_requests_jitter = 100
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One line per request on stdout, for whatever collects the process's output.
 accesslog = "-"
+
+
+def on_starting(server: object) -> None:
+    """Gunicorn's own refusals (a request line over ``limit_request_line``, too many or too
+    long headers, a malformed request) answer in the service's JSON envelope, not HTML."""
+    gunicorn_errors.install()

@@ -377,3 +377,28 @@ def test_gunicorn_serves_with_the_configuration_file(transactional_db, world, tm
     # One thread on the command line would mean the sync worker: gthread came from the file.
     assert "Using worker: gthread" in server.log_text(), server.log_text()
     assert [status for _, status in server.served_by()] == [200]
+
+
+def test_gunicorns_own_refusals_are_in_the_envelope(transactional_db, world, tmp_path: Path):
+    """A request line over limit_request_line, or too many headers, never reaches Django:
+    gunicorn answers it, and in the service's JSON envelope rather than an HTML page."""
+    long_query = "search=" + "a" * 5000
+    too_many = {f"X-Extra-{number}": "1" for number in range(60)}
+    with live_server(tmp_path, config_file=GUNICORN_CONF) as server:
+        path = releases_url(world.team.id)
+        long_line = requests.get(f"{server.url}{path}?{long_query}", timeout=30)
+        headers = requests.get(server.url + path, headers=too_many, timeout=30)
+        served = requests.get(
+            server.url + path, headers={"Authorization": f"Bearer {world.key}"}, timeout=30
+        )
+
+    for response, status in ((long_line, 414), (headers, 431)):
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        result = response.json()["result"]
+        assert response.json()["data"] is None
+        assert result["valid"] is False and result["code"] == "BAD_REQUEST"
+    assert "4094" in long_line.json()["result"]["details"]
+    assert "Shorten the query string" in long_line.json()["result"]["details"]
+    # The workers still serve after refusing.
+    assert served.status_code == 200
