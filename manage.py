@@ -13,9 +13,15 @@ def main() -> None:
     from lukittu.env import load_env_file
 
     load_env_file(Path(__file__).resolve().parent / ".env")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as error:
+        # A setting the environment got wrong: its message names it and says what it takes,
+        # which a traceback would only bury.
+        sys.exit(f"Configuration error: {error}")
 
 
 if __name__ == "__main__":

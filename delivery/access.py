@@ -50,20 +50,26 @@ class Grant:
     latest_version: str | None
 
 
-def rate_limited() -> ApiError:
-    return ApiError(429, Code.RATE_LIMIT, "Rate limited")
+def rate_limited(retry_after: int | None = None) -> ApiError:
+    """The Client API's 429; with ``retry_after``, the seconds until the limit's window ends
+    (a replayed session key has none: a new key is the fix, not waiting)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return ApiError(429, Code.RATE_LIMIT, "Rate limited", headers=headers)
 
 
 def check_rate_limits(team_id: uuid.UUID, license_key: str, ip: str | None) -> None:
     """Per client IP and per license key, counted in the shared cache; fails open."""
     ip_limit, ip_period = throttling.parse_rate(settings.CLIENT_IP_RATE)
-    if ip is not None and not throttling.hit("client-ip", ip, ip_limit, ip_period).allowed:
-        raise rate_limited()
+    if ip is not None:
+        by_address = throttling.hit("client-ip", ip, ip_limit, ip_period)
+        if not by_address.allowed:
+            raise rate_limited(by_address.reset)
     # The key itself never goes into the cache: a digest of it with the team's id.
     identity = hashlib.sha256(f"{team_id}:{license_key}".encode()).hexdigest()
     key_limit, key_period = throttling.parse_rate(settings.CLIENT_LICENSE_RATE)
-    if not throttling.hit("client-license", identity, key_limit, key_period).allowed:
-        raise rate_limited()
+    by_key = throttling.hit("client-license", identity, key_limit, key_period)
+    if not by_key.allowed:
+        raise rate_limited(by_key.reset)
 
 
 def check_team(team: Team | None) -> Team:

@@ -456,12 +456,12 @@ def client_errors(operation_id: str) -> list[ErrorCase]:
     rate_limit = ErrorCase.of(
         rate_limited(),
         f"more than `CLIENT_IP_RATE` ({settings.CLIENT_IP_RATE}) requests from the client's "
-        "address, counted by every worker together",
+        "address, counted by every worker together (`Retry-After`: seconds until the window ends)",
     )
     license_rate_limit = ErrorCase.of(
         rate_limited(),
         f"more than `CLIENT_LICENSE_RATE` ({settings.CLIENT_LICENSE_RATE}) requests with the "
-        "license key, from every address together",
+        "license key, from every address together (`Retry-After` as above)",
     )
     session_key = (
         [

@@ -270,6 +270,7 @@ def test_a_session_key_works_once_in_fifteen_minutes(client, shop):
     again = client.get(classloader_url(shop.team.id), params)
     assert first.status_code == 200
     assert_refused(again, 429, "RATE_LIMIT", "Rate limited")
+    assert "Retry-After" not in again  # waiting does not help: a new key does
 
     SessionKeyUse.objects.update(used_at=timezone.now() - timedelta(minutes=16))
     later = client.get(classloader_url(shop.team.id), params)
@@ -706,6 +707,7 @@ def test_the_ip_limit_comes_before_the_team_lookup(client, shop, settings):
     response = client.get(latest_url(uuid.uuid4()), shop.params())
 
     assert_refused(response, 429, "RATE_LIMIT", "Rate limited")
+    assert 1 <= int(response["Retry-After"]) <= 60
 
 
 def test_the_license_key_limit_counts_every_address(shop, settings):
@@ -719,4 +721,5 @@ def test_the_license_key_limit_counts_every_address(shop, settings):
     )
 
     assert_refused(response, 429, "RATE_LIMIT")
+    assert 1 <= int(response["Retry-After"]) <= 60
     assert_refused(other_license, 404, "LICENSE_NOT_FOUND")

@@ -202,3 +202,22 @@ def test_a_bad_url_is_named_without_echoing_its_credentials(monkeypatch):
         env_url("REDIS_URL", ("redis", "rediss"))
     assert "REDIS_URL" in str(raised.value) and "'http'" in str(raised.value)
     assert "s3cret" not in str(raised.value)
+
+
+def test_manage_py_names_a_bad_setting_without_a_traceback(tmp_path):
+    """An operator's command with a wrong value in the environment says which and how to fix
+    it, in one line."""
+    env = {"PATH": "/usr/bin:/bin", **GOOD, "DEV_API_RATE": "fast"}
+    env["UPLOAD_TEMP_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "Configuration error: DEV_API_RATE must look like '1000/minute'" in done.stderr
+    assert "Traceback" not in done.stderr
