@@ -658,6 +658,27 @@ def table_in(description):
     ]
 
 
+def assert_ends_with_error_table(operation, table):
+    """The operation's description ends with ``table``, as (status, code, details) rows."""
+    assert "**Errors**, in the order they are checked" in operation["description"]
+    assert table_in(operation["description"]) == table
+
+
+def responses_by_status(document, operation, table):
+    """For each status of ``table``: its (code, details) rows in order, the (code, details)
+    its response's description lists, and its JSON media, with the envelope's schema
+    checked."""
+    for status in sorted({status for status, _, _ in table}):
+        rows = [(code, details) for row_status, code, details in table if row_status == status]
+        response = resolve(document, operation["responses"][str(status)])
+        listed = [
+            (code, unescape(details)) for code, details in BULLET.findall(response["description"])
+        ]
+        media = response["content"]["application/json"]
+        assert media["schema"] == resolve(document, {"$ref": "#/components/schemas/ErrorResponse"})
+        yield status, rows, listed, media
+
+
 def without_timestamp(envelope):
     result = dict(envelope["result"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.pop("timestamp"))
@@ -666,26 +687,16 @@ def without_timestamp(envelope):
 
 @pytest.mark.parametrize("operation_id", list(OPERATIONS))
 def test_the_operation_description_ends_with_its_error_table_in_order(document, operation_id):
-    description = operation_of(document, operation_id)["description"]
-
-    assert "**Errors**, in the order they are checked" in description
-    assert table_in(description) == ERROR_TABLES[operation_id]
+    assert_ends_with_error_table(operation_of(document, operation_id), ERROR_TABLES[operation_id])
 
 
 @pytest.mark.parametrize("operation_id", list(OPERATIONS))
 def test_each_status_lists_its_rows_in_order_with_an_example_of_each(document, operation_id):
-    responses = operation_of(document, operation_id)["responses"]
+    operation = operation_of(document, operation_id)
     table = ERROR_TABLES[operation_id]
 
-    for status in sorted({status for status, _, _ in table}):
-        rows = [(code, details) for row_status, code, details in table if row_status == status]
-        response = resolve(document, responses[str(status)])
-        listed = [
-            (code, unescape(details)) for code, details in BULLET.findall(response["description"])
-        ]
+    for status, rows, listed, media in responses_by_status(document, operation, table):
         assert listed == rows, status
-        media = response["content"]["application/json"]
-        assert media["schema"] == resolve(document, {"$ref": "#/components/schemas/ErrorResponse"})
         examples = [example["value"] for example in media["examples"].values()]
         # One example per distinct error, with its real code (never a generic one).
         assert [(value["result"]["code"], value["result"]["details"]) for value in examples] == [

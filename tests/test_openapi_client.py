@@ -24,7 +24,12 @@ from teams.services import license_create
 from tests.helpers import attach_file
 from tests.loader import Loader, classloader_url, download_url, latest_url
 from tests.test_delivery import HWID, OTHER_HWID, Shop, body_of
-from tests.test_openapi import BULLET, resolve, table_in, unescape, without_timestamp
+from tests.test_openapi import (
+    assert_ends_with_error_table,
+    resolve,
+    responses_by_status,
+    without_timestamp,
+)
 
 CLASSLOADER_PATH = "/api/v1/client/teams/{teamId}/verification/classloader"
 DOWNLOAD_PATH = "/api/v1/client/teams/{teamId}/releases/download"
@@ -482,26 +487,16 @@ ERROR_TABLES = {
 
 @pytest.mark.parametrize("operation_id", list(OPERATIONS))
 def test_the_description_ends_with_the_error_table_in_order(document, operation_id):
-    description = operation_of(document, operation_id)["description"]
-
-    assert "**Errors**, in the order they are checked" in description
-    assert table_in(description) == ERROR_TABLES[operation_id]
+    assert_ends_with_error_table(operation_of(document, operation_id), ERROR_TABLES[operation_id])
 
 
 @pytest.mark.parametrize("operation_id", list(OPERATIONS))
 def test_each_status_lists_its_rows_in_order_with_an_example_of_each(document, operation_id):
-    responses = operation_of(document, operation_id)["responses"]
+    operation = operation_of(document, operation_id)
     table = ERROR_TABLES[operation_id]
 
-    for status in sorted({status for status, _, _ in table}):
-        rows = [(code, details) for row_status, code, details in table if row_status == status]
-        response = resolve(document, responses[str(status)])
-        listed = [
-            (code, unescape(details)) for code, details in BULLET.findall(response["description"])
-        ]
+    for status, rows, listed, media in responses_by_status(document, operation, table):
         assert listed == rows, status
-        media = response["content"]["application/json"]
-        assert media["schema"] == resolve(document, {"$ref": "#/components/schemas/ErrorResponse"})
         codes = [(example["value"]["result"]["code"]) for example in media["examples"].values()]
         assert codes == [code for code, _ in dict.fromkeys(rows)], status
 
