@@ -94,9 +94,13 @@ def reseal(key_pair: TeamKeyPair, old_secret: str) -> Resealed:
     return Resealed.RESEALED
 
 
+def _generate_private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_SIZE)
+
+
 def new_key_pair(team_id: uuid.UUID) -> TeamKeyPair:
     """An unsaved key pair for the team with this id."""
-    private = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=KEY_SIZE)
+    private = _generate_private_key()
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 from django.test import Client
 
+import teams.keys
 from lukittu.after_response import forget_pending
 from lukittu.storage_settings import s3_storage
 from releases.models import Branch, Product, Release, ReleaseStatus
@@ -59,6 +61,27 @@ def _isolated_media_and_cache(settings: pytest.FixtureRequest, tmp_path: Path) -
     # A request that a test let raise out of the test client never finished: the next test
     # starts outside any request.
     forget_pending()
+
+
+# RSA-2048 generation costs about 70 ms a key and every team makes one. Keys come from a pool
+# shared by the whole run instead: within one test every team still gets a key of its own (the
+# n-th team of a test gets the pool's n-th key), so tests of cross-team isolation keep meaning.
+_KEY_POOL: list[rsa.RSAPrivateKey] = []
+
+
+@pytest.fixture(autouse=True)
+def _pooled_team_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    generate = teams.keys._generate_private_key
+    handed = 0
+
+    def pooled() -> rsa.RSAPrivateKey:
+        nonlocal handed
+        if handed == len(_KEY_POOL):
+            _KEY_POOL.append(generate())
+        handed += 1
+        return _KEY_POOL[handed - 1]
+
+    monkeypatch.setattr(teams.keys, "_generate_private_key", pooled)
 
 
 @pytest.fixture
