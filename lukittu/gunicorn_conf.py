@@ -5,7 +5,7 @@ environment readers can be imported (and fail loudly on a bad value here too).""
 
 import os
 
-from lukittu import gunicorn_errors
+from lukittu import gunicorn_errors, log_redaction
 from lukittu.env import env_int, env_list, env_str
 
 # Threads: a request mostly waits on the database or S3, and an idle keep-alive connection
@@ -47,6 +47,10 @@ max_requests_jitter = 100
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One line per request on stdout, for whatever collects the process's output.
 accesslog = "-"
+# The Client API's credentials travel in the query string: the access log and gunicorn's own
+# error lines write request URLs with those values (and any parameter named like a key, token,
+# secret, password or signature) replaced by [REDACTED], and never a credential header.
+logger_class = log_redaction.RedactingGunicornLogger
 
 
 def on_starting(server: object) -> None:
