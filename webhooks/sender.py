@@ -24,7 +24,7 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -94,10 +94,14 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return timedelta(seconds=int(value))
+        # Capped before it becomes a timedelta (twenty digits of seconds overflow one) or even
+        # an int (Python refuses to parse more than 4300 digits).
+        cap = MAX_RETRY_AFTER.total_seconds()
+        digits = value.lstrip("0")
+        return timedelta(seconds=min(int(digits or "0"), cap) if len(digits) < 12 else cap)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         return None
@@ -142,6 +146,9 @@ def _post(delivery: WebhookDelivery, now: datetime) -> tuple[httpx.Response, byt
     )
     # The checked address in the URL; the host name for Host and for TLS (SNI, certificate).
     headers["Host"] = destination.host_header
+    # The answer's body is only kept for the log: never ask for it compressed (and never
+    # decompress it, whatever Content-Encoding says: ``_read_head``).
+    headers["Accept-Encoding"] = "identity"
     # httpx's timeouts bound each read and write, not the whole exchange: a receiver dripping
     # its headers a byte at a time would hold the attempt past its lease. asyncio bounds it.
     return asyncio.run(_exchange(destination, headers, event.body.encode()))
@@ -170,11 +177,12 @@ async def _exchange(
 
 
 async def _read_head(response: httpx.Response, deadline: float) -> bytes:
-    """As much of the body's first KiB as arrives before ``deadline``."""
+    """As much of the body's first KiB, as sent, as arrives before ``deadline``."""
     head = bytearray()
     try:
         async with asyncio.timeout_at(deadline):
-            async for chunk in response.aiter_bytes():
+            # Raw: decoding would let a few KiB of nested gzip expand to gigabytes in memory.
+            async for chunk in response.aiter_raw():
                 head += chunk
                 if len(head) >= RESPONSE_KEPT:
                     break
@@ -213,6 +221,10 @@ def send(delivery: WebhookDelivery) -> Outcome:
     except TimeoutError:
         return Outcome(now, elapsed(), error=f"Timeout: no answer within {TIMEOUT:g} s")
     except (httpx.HTTPError, httpx.InvalidURL) as failure:
+        return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
+    except Exception as failure:
+        # Whatever else a receiver's answer can raise still ends as a recorded attempt.
+        logger.warning("webhook attempt failed unexpectedly", exc_info=True)
         return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
     retry_after = None
     if response.status_code in (429, 503):
@@ -261,9 +273,17 @@ def _endpoint_health(endpoint: WebhookEndpoint, outcome: Outcome, now: datetime)
         )
 
 
+def _storable(text: str) -> str:
+    # PostgreSQL's text refuses NUL; a receiver's body or an error message may carry one.
+    return text.replace("\x00", "\ufffd")
+
+
 def record(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> datetime | None:
     """Store the attempt and its consequences; the next attempt's time, if any."""
     now = timezone.now()
+    outcome = replace(
+        outcome, response_body=_storable(outcome.response_body), error=_storable(outcome.error)
+    )
     state, next_attempt_at = _next_state(delivery, outcome, now)
     with transaction.atomic():
         WebhookAttempt.objects.create(
