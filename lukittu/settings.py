@@ -168,6 +168,10 @@ AWS_S3_CONNECT_TIMEOUT = env_float(
 )
 AWS_S3_READ_TIMEOUT = env_float("AWS_S3_READ_TIMEOUT", storage_settings.S3_READ_TIMEOUT, above=0)
 AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", storage_settings.S3_MAX_ATTEMPTS, minimum=1)
+# Seconds an upload's reservation of the team's storage holds unless renewed; its process
+# renews it every third of that while the request runs, so the bytes reserved by a request
+# that died are free again within this long (releases/ledger.py).
+STORAGE_LEASE_SECONDS = env_int("STORAGE_LEASE_SECONDS", 60, minimum=1)
 
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = storage_settings.s3_storage(

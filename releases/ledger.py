@@ -5,16 +5,30 @@ becomes unreferenced only in a transaction that also commits its ``DELETING`` en
 whatever happens to a request (an error, a timeout, a killed process, a COMMIT whose answer
 was lost), the database says what each object is, and the deletes here or in
 ``manage.py reconcile_storage`` follow from that, never from which exception was raised.
+
+An ``UPLOADING`` entry holds its bytes for a lease (``STORAGE_LEASE_SECONDS``) that a thread
+of the request's process renews while the request runs, so the reservation of a request that
+died lapses within one lease. Every change to an entry is one conditional statement on its
+row (settle only while the lease holds, renew only while it holds, abandon only once it has
+lapsed), so a commit and an abandonment can never both succeed: the database's row lock
+orders them, and whichever comes second finds nothing to change.
 """
 
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
-from django.db import DatabaseError, transaction
-from django.db.models import F, Sum
+from django.conf import settings
+from django.db import DatabaseError, connections, transaction
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from lukittu import metrics
+from lukittu.api import ApiError, Code
 from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import delete_object
 from teams.models import Team
@@ -24,27 +38,55 @@ logger = logging.getLogger("releases.ledger")
 State = LedgerEntry.State
 
 
+def _lease_end(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=settings.STORAGE_LEASE_SECONDS)
+
+
+def reservation_lapsed() -> ApiError:
+    return ApiError(
+        503,
+        Code.INTERNAL_SERVER_ERROR,
+        "The upload's storage reservation lapsed before it could be saved; retry the request",
+        headers={"Retry-After": "1"},
+    )
+
+
 def uploads_in_flight(team: Team, *, excluding: str | None = None) -> int:
     """The bytes reserved by the team's uploads in flight (other than ``excluding``). Only
     uploads in flight have entries, so this does not grow with the team's files."""
-    entries = LedgerEntry.objects.filter(team=team, state=State.UPLOADING)
+    entries = LedgerEntry.objects.filter(
+        team=team, state=State.UPLOADING, lease_expires_at__gt=timezone.now()
+    )
     if excluding is not None:
         entries = entries.exclude(key=excluding)
     return entries.aggregate(total=Coalesce(Sum("size"), 0))["total"]
 
 
 def record_upload(*, team: Team, key: str, size: int) -> None:
-    """Reserve ``size`` bytes for an object about to be written under ``key``. The caller
-    holds the team's lock, in a transaction that commits before the write starts."""
+    """Reserve ``size`` bytes for an object about to be written under ``key``, for one lease.
+    The caller holds the team's lock, in a transaction that commits before the write starts,
+    and then has the lease kept (``keep_lease``) until its locked write has ended."""
     LedgerEntry.objects.create(
-        team=team, key=key, state=State.UPLOADING, size=size, reason="upload in flight"
+        team=team,
+        key=key,
+        state=State.UPLOADING,
+        size=size,
+        reason="upload in flight",
+        lease_expires_at=_lease_end(),
     )
 
 
 def settle_upload(*, key: str) -> None:
     """In the transaction that makes a ReleaseFile row reference ``key``: the reservation ends
-    (the caller counts the bytes as stored)."""
-    LedgerEntry.objects.filter(key=key, state=State.UPLOADING).delete()
+    (the caller counts the bytes as stored). It must still be this upload's, with its lease
+    holding: otherwise its bytes may have been given to another upload, or the reconciler may
+    be deleting the object, so this raises and the caller's transaction rolls back."""
+    deleted, _ = LedgerEntry.objects.filter(
+        key=key, state=State.UPLOADING, lease_expires_at__gt=timezone.now()
+    ).delete()
+    if deleted != 1:
+        logger.warning("The reservation of %s lapsed before its write; refused", key)
+        raise reservation_lapsed()
 
 
 def record_deletion(*, team: Team, key: str, reason: str) -> None:
@@ -61,6 +103,7 @@ def change_stored_bytes(team: Team, delta: int) -> None:
 def abandon_upload(key: str) -> None:
     """The upload's transaction is known to have rolled back (or never started): nothing
     references ``key``, so release its reservation and delete whatever was written."""
+    leases.release(key)
     try:
         with transaction.atomic():
             marked = LedgerEntry.objects.filter(key=key, state=State.UPLOADING).update(
@@ -71,6 +114,28 @@ def abandon_upload(key: str) -> None:
         return
     if marked:
         finish_deletions([key])
+
+
+def abandon_lapsed() -> list[str]:
+    """Abandon every upload whose lease has lapsed and delete what each wrote; returns the keys
+    abandoned. Each is marked in a statement that re-checks the lease on the row itself, so an
+    upload that settled meanwhile is left alone."""
+    marked = []
+    for key in list(lapsed_uploads().values_list("key", flat=True)):
+        with transaction.atomic():
+            if (
+                lapsed_uploads()
+                .filter(key=key)
+                .update(state=State.DELETING, size=0, reason="upload abandoned (lease lapsed)")
+            ):
+                marked.append(key)
+    return finish_deletions(marked)
+
+
+def lapsed_uploads() -> "QuerySet[LedgerEntry]":
+    """``UPLOADING`` entries whose lease has lapsed (or that never had one)."""
+    lapsed = Q(lease_expires_at__lt=timezone.now()) | Q(lease_expires_at__isnull=True)
+    return LedgerEntry.objects.filter(lapsed, state=State.UPLOADING)
 
 
 def finish_deletions(keys: Iterable[str]) -> list[str]:
@@ -103,3 +168,66 @@ def _note_failure(key: str, error: Exception) -> None:
         )
     except DatabaseError:
         logger.exception("Could not record the failed delete of %s", key)
+
+
+# --- Leases -----------------------------------------------------------------------------------
+
+
+def renew_leases(keys: list[str]) -> int:
+    """Extend the leases of these uploads by one lease, only where they still hold: a lapsed
+    lease stays lapsed (its bytes may already be counted for another upload)."""
+    now = timezone.now()
+    return LedgerEntry.objects.filter(
+        key__in=keys, state=State.UPLOADING, lease_expires_at__gt=now
+    ).update(lease_expires_at=_lease_end(now))
+
+
+class LeaseKeeper:
+    """Renews the leases of this process's uploads in flight, from one thread and in one
+    statement every third of a lease, so a process that dies (kill -9, a lost host) stops
+    renewing them and its reservations lapse within a lease. The thread starts with the
+    first upload (in the worker, after any fork) and ends when none is left."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def keep(self, key: str) -> None:
+        with self._lock:
+            self._keys.add(key)
+            thread = self._thread
+            if thread is None or self._pid != os.getpid() or not thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="ledger-leases", daemon=True)
+                self._thread.start()
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._keys.discard(key)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                time.sleep(settings.STORAGE_LEASE_SECONDS / 3)
+                with self._lock:
+                    keys = sorted(self._keys)
+                    if not keys:
+                        self._thread = None
+                        return
+                self._renew(keys)
+        finally:
+            connections.close_all()
+
+    def _renew(self, keys: list[str]) -> None:
+        try:
+            renew_leases(keys)
+        except DatabaseError:
+            # The next round tries again on a fresh connection; if none succeeds before the
+            # leases lapse, the uploads are refused at their locked write, never lost.
+            logger.warning("Could not renew %d upload leases", len(keys), exc_info=True)
+            connections.close_all()
+
+
+leases = LeaseKeeper()

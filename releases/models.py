@@ -242,8 +242,9 @@ class LedgerEntry(models.Model):
 
     - referenced by a ReleaseFile row: keep it;
     - ``UPLOADING``: an upload in flight; its bytes are reserved against the team's storage
-      limit. Once older than the grace period, its request is gone: unless a ReleaseFile row
-      references it, it is abandoned and deleted;
+      limit while its lease holds (``lease_expires_at``, renewed while its request runs). Once
+      the lease has lapsed its request is gone or has given up: the reservation no longer
+      counts, it can never be settled, and the upload is abandoned and deleted;
     - ``DELETING``: delete it (unless a ReleaseFile row references it), then drop the row;
     - none of these: an orphan, deleted after the grace period.
 
@@ -260,6 +261,9 @@ class LedgerEntry(models.Model):
     )
     state = models.CharField(max_length=16, choices=State.choices)
     size = models.BigIntegerField(default=0, help_text="Bytes reserved while UPLOADING.")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="An UPLOADING entry's reservation holds until then."
+    )
     reason = models.CharField(max_length=255)
     attempts = models.PositiveIntegerField(default=0, help_text="Failed deletes so far.")
     last_error = models.TextField(blank=True)

@@ -223,6 +223,9 @@ def stage_file(
     )
     if not reserved:
         return StagedFile(error=_storage_limit_reached())
+    # Renewed from now until the locked write has ended (``_write_locked``), so the
+    # reservation outlives a dead request by at most one lease.
+    ledger.leases.keep(key)
     try:
         # The digests were being computed while the file was inspected and its bytes
         # reserved. The write reads those it needs (S3 both, a local link neither), and the
@@ -298,7 +301,8 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
     follows from how far the transaction got, not from any exception's type:
 
     - ``body`` raised: the transaction rolled back, so nothing references the staged object,
-      which is abandoned;
+      which is abandoned. That includes a reservation found lapsed (``ledger.settle_upload``):
+      the write then answers 503 rather than reference an object the reconciler may delete;
     - the COMMIT was sent but raised (its answer lost): the outcome is unknown, so nothing is
       deleted here; the committed ledger rows tell ``reconcile_storage`` what to do;
     - committed: the objects it recorded as ``DELETING`` are deleted.
@@ -310,8 +314,10 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
             result = body(write)
             commit_sent = True
     finally:
-        if not commit_sent and staged is not None and staged.key is not None:
-            ledger.abandon_upload(staged.key)
+        if staged is not None and staged.key is not None:
+            ledger.leases.release(staged.key)
+            if not commit_sent:
+                ledger.abandon_upload(staged.key)
     metrics.count_stored_file(staged)
     if write.deletions:
         keys = list(write.deletions)

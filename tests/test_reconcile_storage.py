@@ -5,17 +5,23 @@ files and on the S3 test server."""
 
 import io
 import os
+import subprocess
+import sys
 import time
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.utils import timezone
 
 from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import list_objects, release_storage
 from teams.models import Team
+from tests.conftest import free_port
 from tests.helpers import make_jar, put_release, update_data
+from tests.live import PROJECT_ROOT, server_env
 
 
 def keys() -> set[str]:
@@ -111,20 +117,28 @@ def test_the_replaced_object_of_a_process_that_died_after_commit_is_deleted_at_o
     assert not LedgerEntry.objects.exists()
 
 
-def test_an_upload_abandoned_in_flight_is_deleted_after_the_grace_period(world, backend):
+def test_an_upload_abandoned_in_flight_is_deleted_once_its_lease_lapsed(world, backend):
     """A process killed between writing an object and its transaction: the UPLOADING entry
-    keeps the bytes reserved until the reconciler ends it."""
+    keeps the bytes reserved until its lease (no longer renewed) lapses, however long ago it
+    was made; then the reconciler ends it."""
     key = f"releases/{world.team.id}/{world.release.id}/abandoned.jar"
-    LedgerEntry.objects.create(
-        key=key, team=world.team, state="UPLOADING", size=5, reason="upload in flight"
+    entry = LedgerEntry.objects.create(
+        key=key,
+        team=world.team,
+        state="UPLOADING",
+        size=5,
+        reason="upload in flight",
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
     )
+    LedgerEntry.objects.filter(pk=entry.pk).update(created_at=timezone.now() - timedelta(days=1))
     release_storage().save(key, ContentFile(b"bytes"))
 
-    code, out, _ = reconcile()  # younger than the grace period: it may still be in flight
+    code, out, _ = reconcile("--older-than", "0")  # its request may still be running
     assert code == 0 and key in keys()
     assert LedgerEntry.objects.get(key=key).state == "UPLOADING"
 
-    code, out, _ = reconcile("--older-than", "0")
+    LedgerEntry.objects.filter(pk=entry.pk).update(lease_expires_at=timezone.now())
+    code, out, _ = reconcile()
     assert code == 0 and key not in keys()
     assert not LedgerEntry.objects.exists()
     assert "1 abandoned uploads" in out
@@ -214,3 +228,35 @@ def test_a_clean_store_reports_nothing(client, world, backend):
     code, out, err = reconcile("--older-than", "0")
     assert (code, err) == (0, "")
     assert "0 orphaned objects" in out and "0 release files missing" in out
+
+
+def test_a_storage_outage_is_one_line_on_stderr_and_exit_status_1(tmp_path):
+    """Run as an operator (or cron) runs it: a storage that cannot be reached is reported in
+    one line naming the problem, not a traceback, and the exit status stays 1."""
+    env = server_env(tmp_path / "media", None)
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        AWS_STORAGE_BUCKET_NAME="releases",
+        AWS_S3_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_S3_REGION_NAME="us-east-1",
+        AWS_S3_MAX_ATTEMPTS="1",
+        AWS_S3_CONNECT_TIMEOUT="2",
+    )
+    finished = subprocess.run(
+        [sys.executable, "manage.py", "reconcile_storage"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1, finished.stderr
+    assert lines[0].startswith("CommandError: Storage unavailable, nothing reconciled: ")
+    assert "Could not connect to the endpoint URL" in lines[0]
+    assert finished.stdout == ""

@@ -4,9 +4,10 @@ Finishes, from committed rows alone, whatever a failed, timed-out or killed requ
 
 1. ``DELETING`` ledger entries: deletes their objects (a replaced or removed build, an
    abandoned upload), then the entries;
-2. ``UPLOADING`` entries older than the grace period: their request is long gone, so unless a
-   release file references the key (it never does once its transaction committed), the upload
-   was abandoned: its reservation ends and its object is deleted;
+2. ``UPLOADING`` entries whose lease has lapsed: their request died or gave up (a live one
+   renews its lease), and a lapsed reservation can never be settled, so the upload was
+   abandoned: its reservation ends and its object is deleted. Each is marked by a statement
+   that re-checks the lease on the row, so an upload committing meanwhile is never touched;
 3. objects under ``releases/`` that neither a release file nor a ledger entry accounts for
    and that are older than the grace period (true orphans) are deleted;
 4. temporary upload files older than the grace period (left by killed workers) are removed;
@@ -23,13 +24,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from lukittu import metrics
-from releases.ledger import finish_deletions
+from releases.ledger import abandon_lapsed, finish_deletions, lapsed_uploads
 from releases.models import LedgerEntry, ReleaseFile
 from releases.storage import STORAGE_ERRORS, delete_object, list_objects
 from teams.models import Team
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             default=DEFAULT_GRACE_MINUTES,
             metavar="MINUTES",
             help=(
-                "Grace period for uploads in flight, orphans and temporary files "
+                "Grace period for orphans and temporary files "
                 f"(default {DEFAULT_GRACE_MINUTES}; keep it above the longest request)."
             ),
         )
@@ -65,9 +66,9 @@ class Command(BaseCommand):
 
         # Listed first: a row committed after the listing can only add references, and an
         # object written after it is not looked at.
-        objects = {item.key: item for item in list_objects()}
+        objects = self.list_stored_objects()
         deleting = self.finish_deleting()
-        abandoned = self.abandon_old_uploads(cutoff)
+        abandoned = self.abandon_lapsed_uploads()
         accounted = set(LedgerEntry.objects.values_list("key", flat=True))
         rows = list(ReleaseFile.objects.values_list("key", "release_id", "created_at"))
         referenced = {key for key, _, _ in rows}
@@ -117,22 +118,27 @@ class Command(BaseCommand):
             self.stdout.write(f"{self.verb if key in done else 'could not delete'} {key}")
         return done
 
-    def abandon_old_uploads(self, cutoff: Any) -> list[str]:
-        entries = LedgerEntry.objects.filter(state=State.UPLOADING, created_at__lt=cutoff)
-        keys = list(entries.values_list("key", flat=True))
+    def list_stored_objects(self) -> dict[str, Any]:
+        """Every object under ``releases/``. A storage that cannot be listed ends the run with
+        one line on stderr (and exit status 1) rather than a traceback."""
+        try:
+            return {item.key: item for item in list_objects()}
+        except STORAGE_ERRORS as error:
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise CommandError(f"Storage unavailable, nothing reconciled: {reason}") from None
+
+    def abandon_lapsed_uploads(self) -> list[str]:
         if self.dry_run:
+            keys = list(lapsed_uploads().values_list("key", flat=True))
             for key in keys:
                 self.stdout.write(f"{self.verb} {key} (abandoned upload)")
             return keys
-        with transaction.atomic():
-            # Referenced would mean its write committed: then it is simply settled.
-            LedgerEntry.objects.filter(
-                key__in=ReleaseFile.objects.filter(key__in=keys).values("key")
-            ).delete()
-            LedgerEntry.objects.filter(key__in=keys, state=State.UPLOADING).update(
-                state=State.DELETING, size=0, reason="upload abandoned"
-            )
-        return finish_deletions(keys)
+        # An entry whose key a release file references would be a leftover of a write that
+        # committed before writes settled their entries in the same transaction.
+        LedgerEntry.objects.filter(
+            state=State.UPLOADING, key__in=ReleaseFile.objects.values("key")
+        ).delete()
+        return abandon_lapsed()
 
     def delete_orphans(
         self, objects: dict[str, Any], accounted: set[str], cutoff: Any
