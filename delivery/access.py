@@ -58,10 +58,12 @@ def rate_limited(retry_after: int | None = None) -> ApiError:
 
 
 def check_rate_limits(team_id: uuid.UUID, license_key: str, ip: str | None) -> None:
-    """Per client IP and per license key, counted in the shared cache; fails open."""
+    """Per client IP (an IPv6 address by its /64) and per license key, counted in the shared
+    cache; fails open."""
     ip_limit, ip_period = throttling.parse_rate(settings.CLIENT_IP_RATE)
     if ip is not None:
-        by_address = throttling.hit("client-ip", ip, ip_limit, ip_period)
+        address = throttling.address_identity(ip)
+        by_address = throttling.hit("client-ip", address, ip_limit, ip_period)
         if not by_address.allowed:
             raise rate_limited(by_address.reset)
     # The key itself never goes into the cache: a digest of it with the team's id.

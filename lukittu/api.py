@@ -126,6 +126,17 @@ def invalid_api_key() -> ApiError:
     )
 
 
+def too_many_auth_failures(retry_after: int) -> ApiError:
+    """The Developer API's 429 for an address over ``DEV_API_AUTH_FAILURE_RATE``, whatever
+    key it sent, until the window ends in ``retry_after`` seconds."""
+    return ApiError(
+        429,
+        Code.RATE_LIMIT,
+        "Too many failed authentications from this address",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def not_found() -> ApiError:
     return ApiError(404, Code.BAD_REQUEST, "Not found")
 

@@ -195,6 +195,9 @@ STORAGES = {
 
 # --- API ------------------------------------------------------------------------------------
 DEV_API_RATE = env_rate("DEV_API_RATE", "1200/minute")
+# Failed Developer API authentications per client address (an IPv6 address by its /64); past
+# them the address is refused, whatever key it sends, until the window ends.
+DEV_API_AUTH_FAILURE_RATE = env_rate("DEV_API_AUTH_FAILURE_RATE", "20/minute")
 # The Client API's limits (Lukittu's numbers): per client IP and per license key, each counted
 # across every worker in the cache.
 # An Idempotency-Key whose request died without an answer is free again after this long

@@ -3,10 +3,14 @@ worker process shares one count and no client header can reset it.
 
 ``hit`` is the limiter itself, for any caller (the Developer API's per-key limit below, and
 per-address or per-license limits elsewhere); ``ApiKeyRateThrottle`` is the DRF throttle of the
-Developer API built on it."""
+Developer API built on it. Limits per client address count an IPv6 address by its /64
+(``address_identity``). Failed Developer API authentications are limited per address too
+(``count_auth_failure``): once an address has used up ``DEV_API_AUTH_FAILURE_RATE``, every
+request from it is refused until the window ends, whatever key it sends."""
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import math
 import re
@@ -20,6 +24,8 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+from lukittu.api import too_many_auth_failures
 
 logger = logging.getLogger("lukittu.throttling")
 
@@ -44,7 +50,8 @@ class RateResult:
     many more the window allows (never below 0); ``reset`` is the whole seconds until the
     window ends (at least 1; also the ``Retry-After`` of a refusal). ``counted`` is False when
     the cache could not be reached: the request is then allowed and nothing is known about
-    the window (``count`` is 0, and no headers are sent)."""
+    the window (``count`` is 0, and no headers are sent). ``refused_by`` names the watched
+    limit (``hit``'s ``watch``) that refused the request, if that is what did."""
 
     count: int
     limit: int
@@ -52,6 +59,7 @@ class RateResult:
     reset: int
     allowed: bool
     counted: bool = True
+    refused_by: str | None = None
 
     def headers(self) -> dict[str, str]:
         """The ``X-RateLimit-*`` headers for the response; none when nothing was counted."""
@@ -64,9 +72,32 @@ class RateResult:
         }
 
 
-def hit(scope: str, identity: str, limit: int, period: int) -> RateResult:
+@dataclass(frozen=True)
+class Watch:
+    """Another limit that ``hit`` reads without counting, in the same round trip: the request
+    is refused while ``identity`` has used up ``limit`` in ``scope``'s current window."""
+
+    scope: str
+    identity: str
+    limit: int
+    period: int
+
+
+def _window(scope: str, identity: str, period: int, now: float) -> tuple[str, int]:
+    """The cache key of the current window and the whole seconds until it ends (at least 1)."""
+    window = int(now // period)
+    if not _PLAIN_IDENTITY.match(identity):
+        identity = hashlib.sha256(identity.encode()).hexdigest()
+    return f"ratelimit:{scope}:{identity}:{window}", max(1, math.ceil((window + 1) * period - now))
+
+
+def hit(
+    scope: str, identity: str, limit: int, period: int, *, watch: Watch | None = None
+) -> RateResult:
     """Count one request of ``identity`` in ``scope`` (say ``"dev"`` and an API key's id) and
-    say whether it is within ``limit`` requests per ``period`` seconds.
+    say whether it is within ``limit`` requests per ``period`` seconds, and, with ``watch``,
+    whether the watched limit still has room (if not, ``refused_by`` is its scope and
+    ``reset`` its window's end).
 
     Windows are fixed, aligned to multiples of ``period`` since the epoch, and counted in
     Django's default cache, so every process that shares the cache shares the count. The
@@ -74,21 +105,28 @@ def hit(scope: str, identity: str, limit: int, period: int) -> RateResult:
     ``_``, ``:``, ``-``, at most 100 characters), else as its SHA-256; pass an id or a digest
     rather than a secret. Fails open: if the cache cannot be reached, the failure is logged
     and the request is allowed (``counted`` False)."""
-    if limit < 0 or period < 1:
-        raise ValueError(f"a rate needs limit >= 0 and period >= 1, not {limit}/{period}")
+    for rate in (limit, period), *([(watch.limit, watch.period)] if watch else []):
+        if rate[0] < 0 or rate[1] < 1:
+            raise ValueError(f"a rate needs limit >= 0 and period >= 1, not {rate[0]}/{rate[1]}")
     now = time.time()
-    window = int(now // period)
-    reset = max(1, math.ceil((window + 1) * period - now))
-    if not _PLAIN_IDENTITY.match(identity):
-        identity = hashlib.sha256(identity.encode()).hexdigest()
-    key = f"ratelimit:{scope}:{identity}:{window}"
+    key, reset = _window(scope, identity, period, now)
+    watched = _window(watch.scope, watch.identity, watch.period, now) if watch else None
     try:
-        count = _count(key, timeout=period + 1)
+        count, watched_count = _count(key, timeout=period + 1, peek=watched and watched[0])
     except Exception:
         # An unreachable cache must not stop releases from being published.
         logger.exception("Rate limit cache unavailable; request allowed")
         return RateResult(
             count=0, limit=limit, remaining=limit, reset=reset, allowed=True, counted=False
+        )
+    if watch is not None and watched is not None and watched_count >= watch.limit:
+        return RateResult(
+            count=count,
+            limit=limit,
+            remaining=max(0, limit - count),
+            reset=watched[1],
+            allowed=False,
+            refused_by=watch.scope,
         )
     return RateResult(
         count=count,
@@ -105,27 +143,29 @@ def hit(scope: str, identity: str, limit: int, period: int) -> RateResult:
 _redis_clients: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
-def _count(key: str, *, timeout: int) -> int:
-    """Add one to ``key`` (created with ``timeout`` seconds to live) and return its count."""
+def _count(key: str, *, timeout: int, peek: str | None = None) -> tuple[int, int]:
+    """Add one to ``key`` (created with ``timeout`` seconds to live) and return its count,
+    with the count at ``peek`` (read, not changed; 0 when absent or not asked for)."""
     # The backend itself: ``django.core.cache.cache`` is a proxy, which isinstance cannot see
     # through.
     backend = caches[DEFAULT_CACHE_ALIAS]
     if isinstance(backend, RedisCache):
-        return _redis_count(backend, key, timeout)
-    # Other caches (per-process memory in development and tests): no network, so the two
-    # calls cost nothing; ``add`` then ``incr`` keeps the expiry set when the key was made.
+        return _redis_count(backend, key, timeout, peek)
+    # Other caches (per-process memory in development and tests): no network, so the calls
+    # cost nothing; ``add`` then ``incr`` keeps the expiry set when the key was made.
     backend.add(key, 0, timeout=timeout)
     try:
-        return backend.incr(key)
+        count = backend.incr(key)
     except ValueError:  # the window's key expired between add and incr
         backend.add(key, 1, timeout=timeout)
-        return 1
+        count = 1
+    return count, int(backend.get(peek) or 0) if peek else 0
 
 
-def _redis_count(backend: RedisCache, key: str, timeout: int) -> int:
-    """SET NX with the expiry, then INCR, in one MULTI/EXEC: one round trip, atomic, and the
-    key never lives without its expiry. The stored value is a plain integer, as Django's cache
-    writes integers, so ``cache.get`` reads the same count."""
+def _redis_count(backend: RedisCache, key: str, timeout: int, peek: str | None) -> tuple[int, int]:
+    """SET NX with the expiry, then INCR (and GET of ``peek``), in one MULTI/EXEC: one round
+    trip, atomic, and the key never lives without its expiry. The stored value is a plain
+    integer, as Django's cache writes integers, so ``cache.get`` reads the same count."""
     cache_client = backend._cache  # Django's RedisCacheClient: it owns the connection pool
     client = _redis_clients.get(cache_client)
     if client is None:
@@ -134,13 +174,62 @@ def _redis_count(backend: RedisCache, key: str, timeout: int) -> int:
     with client.pipeline(transaction=True) as pipeline:
         pipeline.set(name, 0, ex=timeout, nx=True)
         pipeline.incr(name)
-        _, count = pipeline.execute()
-    return int(count)
+        if peek:
+            pipeline.get(backend.make_and_validate_key(peek))
+        replies = pipeline.execute()
+    return int(replies[1]), int(replies[2] or 0) if peek else 0
+
+
+def address_identity(address: str) -> str:
+    """What a per-address limit counts ``address`` as: an IPv4 address as it is, an IPv6
+    address as its /64 network. One home or server usually gets a whole /64 and may take
+    any address in it, so counting each /128 would give it billions of budgets. An
+    IPv4-mapped IPv6 address (a dual-stack listener's) counts as its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+AUTH_FAILURES = "dev-auth-fail"
+
+
+def _caller(request: Request) -> str | None:
+    """The caller's address as a per-address limit counts it (``NUM_PROXIES`` honoured, as
+    DRF's throttles read it), or None when the request has none."""
+    address = BaseThrottle().get_ident(request)
+    return address_identity(address) if address else None
+
+
+def _auth_failure_watch(request: Request) -> Watch | None:
+    address = _caller(request)
+    if address is None:
+        return None
+    limit, period = parse_rate(settings.DEV_API_AUTH_FAILURE_RATE)
+    return Watch(AUTH_FAILURES, address, limit, period)
+
+
+def count_auth_failure(request: Request) -> RateResult | None:
+    """Count a failed Developer API authentication against the caller's address; the result
+    says whether the address is still within ``DEV_API_AUTH_FAILURE_RATE`` (None: no
+    address to count)."""
+    watch = _auth_failure_watch(request)
+    if watch is None:
+        return None
+    return hit(watch.scope, watch.identity, watch.limit, watch.period)
 
 
 class ApiKeyRateThrottle(BaseThrottle):
     """``DEV_API_RATE`` requests per API key, for every Developer API request that
-    authenticated (a failed authentication is answered before anything is counted)."""
+    authenticated (a failed authentication is answered before anything is counted). In the
+    same round trip it reads the caller's address's failed authentications: an address that
+    has used those up is refused even with a valid key, so a list of guessed or leaked keys
+    cannot be tried past the limit (a right one would otherwise stand out as the only 200)."""
 
     scope = "dev"
     setting = "DEV_API_RATE"
@@ -150,10 +239,12 @@ class ApiKeyRateThrottle(BaseThrottle):
         if key is None:
             return True
         limit, period = parse_rate(getattr(settings, self.setting))
-        result = hit(self.scope, str(key.pk), limit, period)
+        result = hit(self.scope, str(key.pk), limit, period, watch=_auth_failure_watch(request))
         self.reset_in = result.reset
         # The view copies these onto the response, a 429 included.
         request.rate_limit = result.headers()
+        if result.refused_by == AUTH_FAILURES:
+            raise too_many_auth_failures(result.reset)
         return result.allowed
 
     def wait(self) -> float:

@@ -14,7 +14,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from lukittu.api import invalid_api_key
+from lukittu.api import ApiError, invalid_api_key, too_many_auth_failures
+from lukittu.throttling import count_auth_failure
 from teams.models import ApiKey, Team
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -106,6 +107,16 @@ def key_for(plain: str) -> ApiKey | None:
     return key
 
 
+def refused(request: Request) -> ApiError:
+    """The answer to a key that does not open this URL: 401, counted against the caller's
+    address; 429 with ``Retry-After`` once the address is over ``DEV_API_AUTH_FAILURE_RATE``
+    (which then refuses its valid keys too: ``ApiKeyRateThrottle``)."""
+    counted = count_auth_failure(request)
+    if counted is None or counted.allowed:
+        return invalid_api_key()
+    return too_many_auth_failures(counted.reset)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
@@ -119,14 +130,14 @@ class ApiKeyAuthentication(BaseAuthentication):
             or len(parts) != 2
             or parts[0].lower() != self.keyword.lower().encode()
         ):
-            raise invalid_api_key()
+            raise refused(request)
         try:
             plain = parts[1].decode("ascii")
         except UnicodeDecodeError:
-            raise invalid_api_key() from None
+            raise refused(request) from None
         key = key_for(plain)
         if key is None:
-            raise invalid_api_key()
+            raise refused(request)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # A cheap single-row update, at most once a minute per key.
@@ -147,5 +158,5 @@ class IsTeamApiKey(BasePermission):
             return False
         # ``team_id`` is the URL's teamId, already parsed as a UUID by the view.
         if key.team_id != getattr(view, "team_id", None):
-            raise invalid_api_key()
+            raise refused(request)
         return True
