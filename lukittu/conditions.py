@@ -4,12 +4,16 @@
 ``updatedAt``, so a retried identical update (which only moves ``updatedAt``) keeps the ETag
 its client holds. GET, POST and PUT answer with it; GET honours ``If-None-Match`` (304); PUT
 and DELETE honour ``If-Match`` (412 with the current ETag), checked by the write itself under
-the lock it writes under, so nothing can change between the check and the write.
+the lock it writes under, so nothing can change between the check and the write. A write that
+has no current representation to compare (a create, a test event, a redelivery) cannot match
+any ``If-Match``, ``*`` included (RFC 9110 13.1.1): it is refused with 412 inside its own
+transaction (``record``), so nothing it did is kept, whichever write forgot to check.
 
 **Idempotency-Key** (after Stripe and the IETF httpapi draft), on POST, PUT and DELETE:
 
-1. ``begin`` claims the key (scoped to the API key, the method and the path) in its own short
-   transaction, with a fingerprint of the request (its ``data`` and its file's SHA-256). A key
+1. ``begin`` claims the key (scoped to the API key, the method and the canonical path: the
+   URL rebuilt from its parsed ids, so a team id in upper case is the same scope) in its own
+   short transaction, with a fingerprint of the request (its ``data`` and its file's SHA-256). A key
    already answered replays that answer (``Idempotent-Replayed: true``); the same key with a
    different request is 422; a key whose first request is still running is 409 with
    ``Retry-After``.
@@ -35,11 +39,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, envelope
+from lukittu.ids import parse_uuid
 from teams.models import ApiKey, IdempotencyKey
 
 logger = logging.getLogger("lukittu.conditions")
@@ -105,6 +111,16 @@ def precondition_failed(current: str | None) -> ApiError:
     )
 
 
+def nothing_to_match() -> ApiError:
+    """412 for ``If-Match`` on a write with no current representation (RFC 9110 13.1.1)."""
+    return ApiError(
+        412,
+        Code.BAD_REQUEST,
+        "Precondition failed: If-Match cannot match a resource that has no current "
+        "representation; send it only to update or delete",
+    )
+
+
 def idempotency_stale_after() -> timedelta:
     return timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
 
@@ -125,12 +141,15 @@ class Conditions:
     claim: IdempotencyKey | None = None
     replay: Response | None = None
     answered: dict[str, Any] | None = field(default=None)
+    # Set by ``check_current``: the write compared the client's tags with a representation.
+    evaluated: bool = False
 
     def check_current(self, current: Callable[[], dict[str, Any] | None]) -> None:
         """412 unless the resource's current ETag is one the client named (strong
         comparison: a weak tag never matches)."""
         if self.if_match is None and not self.any_match:
             return
+        self.evaluated = True
         payload = current()
         etag = etag_of(payload) if payload is not None else None
         if self.any_match:
@@ -141,7 +160,11 @@ class Conditions:
             raise precondition_failed(etag)
 
     def record(self, status: int, payload: dict[str, Any], details: str) -> None:
-        """The answer, stored on the claim in the caller's (the write's) transaction."""
+        """The answer, stored on the claim in the caller's (the write's) transaction. A write
+        that never compared an ``If-Match`` it was sent had nothing to compare it with: 412,
+        raised here so its transaction rolls back."""
+        if (self.if_match is not None or self.any_match) and not self.evaluated:
+            raise nothing_to_match()
         body = envelope(payload, details=details)
         headers = {"ETag": etag_of(payload)}
         self.answered = {"status": status, "body": body, "headers": headers}
@@ -262,6 +285,25 @@ def _claim(api_key: ApiKey, key: str, method: str, path: str, print_: str) -> An
     )
 
 
+def canonical_path(request: Request) -> str:
+    """The path an Idempotency-Key is scoped to: the route rebuilt from its arguments, each
+    UUID in its canonical lower-case form, so every spelling of one resource's URL is one
+    scope. The raw path when the route cannot be rebuilt."""
+    match = request.resolver_match
+    if match is None or match.args:
+        return request.path
+    arguments = {}
+    for name, value in match.kwargs.items():
+        try:
+            arguments[name] = str(parse_uuid(value))
+        except ValueError:
+            arguments[name] = value
+    try:
+        return reverse(match.view_name, kwargs=arguments)
+    except NoReverseMatch:
+        return request.path
+
+
 def idempotency_key(request: Request) -> str | None:
     value = request.headers.get(IDEMPOTENCY_HEADER)
     if value is None:
@@ -283,7 +325,7 @@ def begin(request: Request, print_: Callable[[], str]) -> Conditions:
     key = idempotency_key(request)
     if key is None:
         return conditions
-    claimed = _claim(request.auth, key, request.method, request.path, print_())
+    claimed = _claim(request.auth, key, request.method, canonical_path(request), print_())
     if isinstance(claimed, Response):
         conditions.replay = claimed
     else:
