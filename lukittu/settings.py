@@ -260,7 +260,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {
         "deepLinking": True,
-        "persistAuthorization": True,
+        # Off: Swagger UI would keep the API key in the browser's localStorage, where it
+        # outlives the tab and any script on the origin can read it. SWAGGER_UI_PERSIST_AUTH
+        # turns it on for teams that reload the page often on a machine of their own.
+        "persistAuthorization": env_bool("SWAGGER_UI_PERSIST_AUTH", False),
         "displayOperationId": True,
         "validatorUrl": None,
     },
