@@ -1,10 +1,13 @@
-"""Admin building blocks shared by the apps: view-only bases, the operator as the audit log's
-actor, and one way to show sizes and ids."""
+"""Admin building blocks shared by the apps: view-only bases, the permission an action needs,
+the operator as the audit log's actor, and one way to show sizes and ids."""
 
 from typing import Any
 
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse_lazy
 from django.utils.html import format_html
@@ -19,6 +22,27 @@ admin.site.site_url = reverse_lazy("docs")
 # The changelists need the whole width: with the app list beside them, the wider ones (the
 # releases, the audit log) scroll sideways at 1400 px. The app list stays on the admin index.
 admin.site.enable_nav_sidebar = False
+
+
+def holds(request: HttpRequest, opts: Any, codename: str) -> bool:
+    """Whether the operator holds the model's permission ``codename`` (one of its
+    ``Meta.permissions``, or Django's add/change/delete/view). Admin actions name it through
+    ``@admin.action(permissions=[...])`` and a ``has_<name>_permission`` method."""
+    return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+
+class LockoutAdmin(AccessAttemptAdmin):
+    """django-axes' lockout list, whose clean-up action deletes rows but declares no
+    permission, so anyone who could see the list could run it."""
+
+    @admin.action(description="Clean up expired attempts", permissions=["delete"])
+    def cleanup_expired_attempts(self, request: HttpRequest, queryset: QuerySet) -> None:
+        super().cleanup_expired_attempts(request, queryset)
+
+
+if admin.site.is_registered(AccessAttempt):  # AXES_ENABLE_ADMIN may have left it out
+    admin.site.unregister(AccessAttempt)
+    admin.site.register(AccessAttempt, LockoutAdmin)
 
 
 class ViewOnlyAdmin(admin.ModelAdmin):

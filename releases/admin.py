@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_safe
 
 from delivery.admin import downloads_table
 from delivery.models import Download
@@ -375,7 +376,8 @@ class ReleaseFileAdmin(ViewOnlyAdmin):
         return [
             path(
                 "<uuid:pk>/download/",
-                self.admin_site.admin_view(self.download_view),
+                # A read, so the view permission suffices: other methods answer 405.
+                self.admin_site.admin_view(require_safe(self.download_view)),
                 name="releases_releasefile_download",
             ),
             *super().get_urls(),

@@ -2,7 +2,8 @@
 
 Every change made here goes through ``teams.services`` (and ``delivery.services`` for seats),
 which records it in the audit log with the operator as the actor; the admin never saves or
-deletes these rows itself.
+deletes these rows itself. Each action needs its own permission (``Meta.permissions``, granted by
+the roles in ``teams.roles``), not merely "change".
 """
 
 import json
@@ -21,7 +22,14 @@ from django.utils.safestring import SafeString
 
 from delivery.admin import downloads_table, seats_table
 from delivery.services import license_free_seats
-from lukittu.admin import ViewOnlyAdmin, adopt, format_bytes, operator_actor, short_id
+from lukittu.admin import (
+    ViewOnlyAdmin,
+    adopt,
+    format_bytes,
+    holds,
+    operator_actor,
+    short_id,
+)
 from releases.models import Product
 from teams.keys import public_key_base64
 from teams.models import MEGABYTE, ApiKey, AuditLog, License, Team, TeamKeyPair
@@ -205,11 +213,17 @@ class TeamAdmin(admin.ModelAdmin):
             )
         adopt(obj, team)
 
-    @admin.action(description="Soft-delete the selected teams (their keys stop working)")
+    @admin.action(
+        description="Soft-delete the selected teams (their keys stop working)",
+        permissions=["soft_delete"],
+    )
     def soft_delete(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
         actor = operator_actor(request)
         deleted = sum(team_soft_delete(team=team, actor=actor) for team in queryset)
         self.message_user(request, f"{deleted} team(s) deleted.")
+
+    def has_soft_delete_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "soft_delete_team")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # teams are soft-deleted, so their history stays
@@ -260,11 +274,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
             request, f"API key created. Copy it now, it will not be shown again: {plain}"
         )
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description="Revoke the selected keys", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         actor = operator_actor(request)
         revoked = sum(api_key_revoke(key=key, actor=actor) for key in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.")
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "revoke_apikey")
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead, so the audit log keeps pointing at the key
@@ -342,17 +359,21 @@ class LicenseAdmin(admin.ModelAdmin):
         "updated_at",
         "seat_table",
         "recent_downloads",
+        "product_list",
     )
     actions = ("suspend", "reinstate", "free_seats")
 
     def get_fields(self, request: HttpRequest, obj: License | None = None) -> tuple[str, ...]:
         if obj is None:
             return ("team", "products", "suspended", "expires_at", "ip_limit", "hwid_limit")
+        # The products' checkboxes are a form field, not the model's; who may not change the
+        # license reads them as a list instead.
+        products = "products" if self.has_change_permission(request, obj) else "product_list"
         return (
             "id",
             "team",
             "key_hint",
-            "products",
+            products,
             "suspended",
             "expires_at",
             "ip_limit",
@@ -364,11 +385,20 @@ class LicenseAdmin(admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: License | None = None) -> tuple:
-        return self.readonly_fields + (("team",) if obj else ())
+        if obj is None:
+            return self.readonly_fields
+        # Suspending from the form is the suspend action by another way, so it needs the same
+        # permission as the action, not merely "change".
+        fixed = ("team",) if self.has_suspend_permission(request) else ("team", "suspended")
+        return self.readonly_fields + fixed
 
     @admin.display(description="ID")
     def license_id(self, license: License) -> str:
         return short_id(license.pk)
+
+    @admin.display(description="Products")
+    def product_list(self, license: License) -> str:
+        return ", ".join(license.products.order_by("name").values_list("name", flat=True)) or "-"
 
     @admin.display(description="Seats")
     def seat_table(self, license: License) -> SafeString:
@@ -424,17 +454,26 @@ class LicenseAdmin(admin.ModelAdmin):
                 changed += 1
         return changed
 
-    @admin.action(description="Suspend the selected licenses")
+    def has_suspend_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "suspend_license")
+
+    def has_free_seats_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "free_seats")
+
+    @admin.action(description="Suspend the selected licenses", permissions=["suspend"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
         count = self._set_suspended(request, queryset, True)
         self.message_user(request, f"{count} license(s) suspended.")
 
-    @admin.action(description="Reinstate the selected licenses")
+    @admin.action(description="Reinstate the selected licenses", permissions=["suspend"])
     def reinstate(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
         count = self._set_suspended(request, queryset, False)
         self.message_user(request, f"{count} license(s) reinstated.")
 
-    @admin.action(description="Free seats of the selected licenses (devices and IP addresses)")
+    @admin.action(
+        description="Free seats of the selected licenses (devices and IP addresses)",
+        permissions=["free_seats"],
+    )
     def free_seats(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
         actor = operator_actor(request)
         freed = sum(license_free_seats(license=license, actor=actor) for license in queryset)

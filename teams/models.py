@@ -75,6 +75,8 @@ class Team(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Admin actions that "change" is too coarse for; the roles grant them (teams/roles.py).
+        permissions = [("soft_delete_team", "Can soft-delete a team")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(storage_limit_bytes__gte=0), name="team_storage_limit_gte_0"
@@ -225,6 +227,7 @@ class ApiKey(FixedFieldsModel):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        permissions = [("revoke_apikey", "Can revoke an API key")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or 'unnamed'})"
@@ -292,6 +295,10 @@ class License(FixedFieldsModel):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("suspend_license", "Can suspend and reinstate a license"),
+            ("free_seats", "Can free a license's seats"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["team", "key_digest"], name="license_unique_key"),
             models.CheckConstraint(

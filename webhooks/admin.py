@@ -1,6 +1,7 @@
 """Webhooks in the admin: endpoints (added with their secret shown once, changed, deleted,
 tested, rotated, and why one is off), and the delivery log with its attempts and redelivery.
-Every write goes through ``webhooks.services`` with the operator as the audit log's actor."""
+Every write goes through ``webhooks.services`` with the operator as the audit log's actor; each
+action needs its own permission (``Meta.permissions``), not merely "change"."""
 
 from typing import Any
 
@@ -11,7 +12,14 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from lukittu.admin import ViewOnlyAdmin, ViewOnlyInline, adopt, operator_actor, short_id
+from lukittu.admin import (
+    ViewOnlyAdmin,
+    ViewOnlyInline,
+    adopt,
+    holds,
+    operator_actor,
+    short_id,
+)
 from lukittu.api import ApiError
 from webhooks import services
 from webhooks.destinations import url_problem
@@ -106,7 +114,13 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             services.endpoint_delete(endpoint=endpoint, actor=actor)
 
-    @admin.action(description="Send a test event")
+    def has_send_test_event_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "send_test_event")
+
+    def has_rotate_secret_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "rotate_webhook_secret")
+
+    @admin.action(description="Send a test event", permissions=["send_test_event"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = operator_actor(request)
         for endpoint in queryset:
@@ -117,7 +131,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Test event queued for {endpoint.url}.")
 
-    @admin.action(description="Rotate the secret (the old one signs for 24 more hours)")
+    @admin.action(
+        description="Rotate the secret (the old one signs for 24 more hours)",
+        permissions=["rotate_secret"],
+    )
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = operator_actor(request)
         for endpoint in queryset:
@@ -176,7 +193,10 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
     def body(self, delivery: WebhookDelivery) -> str:
         return delivery.event.body
 
-    @admin.action(description="Redeliver (same webhook-id)")
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        return holds(request, self.opts, "redeliver")
+
+    @admin.action(description="Redeliver (same webhook-id)", permissions=["redeliver"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = operator_actor(request)
         for delivery in queryset.select_related("event", "endpoint"):

@@ -38,6 +38,10 @@ class WebhookEndpoint(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["team", "active"], name="webhook_endpoint_team")]
+        permissions = [
+            ("rotate_webhook_secret", "Can rotate a webhook's secret"),
+            ("send_test_event", "Can send a webhook a test event"),
+        ]
 
     def __str__(self) -> str:
         return self.url
@@ -96,6 +100,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+        permissions = [("redeliver", "Can redeliver a webhook delivery")]
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
