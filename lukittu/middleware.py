@@ -1,13 +1,16 @@
-"""Request ids on every response, and the envelope for anything that escapes a view under /api/."""
+"""Request ids on every response, the envelope for anything that escapes a view under /api/,
+and a note when a request's X-Forwarded-For says ``NUM_PROXIES`` is wrong."""
 
 import logging
 import re
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from lukittu.api import internal_error, json_error
+from lukittu.checks import note_forwarded_for
 
 logger = logging.getLogger("lukittu.api")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,6 +28,19 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+class ForwardedForMiddleware:
+    """Notes requests that come with ``X-Forwarded-For`` while ``NUM_PROXIES`` is 0, for the
+    ``check --deploy`` warning and the log (``lukittu.checks``). Changes nothing else."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.NUM_PROXIES == 0 and "HTTP_X_FORWARDED_FOR" in request.META:
+            note_forwarded_for(request.path)
+        return self.get_response(request)
 
 
 class ApiErrorMiddleware:

@@ -57,6 +57,8 @@ MIDDLEWARE = [
     # First, so it times and counts every response, including those of the other middleware.
     "lukittu.metrics.MetricsMiddleware",
     "lukittu.middleware.RequestIdMiddleware",
+    # Notes X-Forwarded-For while NUM_PROXIES is 0, for `check --deploy` (lukittu/checks.py).
+    "lukittu.middleware.ForwardedForMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Right after SecurityMiddleware (its HTTPS redirect and headers still apply): the admin's
     # and Swagger UI's files are answered here, before sessions and the API's middleware.

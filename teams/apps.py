@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class TeamsConfig(AppConfig):
     name = "teams"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The project's own system checks live on the ground floor (``lukittu``), which is not
+        # an app; the lowest app registers them.
+        from lukittu import checks  # noqa: F401
