@@ -346,7 +346,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUST_X_FORWARD
 # Admin logins: django-axes records failures in the database (visible in the admin under
 # "Axes") and refuses a username from an address after AXES_FAILURE_LIMIT failures, for
 # AXES_COOLOFF_MINUTES. Per username and address, so nobody can lock an operator out from
-# elsewhere. The API's Bearer keys never go through these backends.
+# elsewhere, provided NUM_PROXIES is right: with 0 behind a proxy every login comes from the
+# proxy's address, and anyone can lock any username out (`check --deploy` warns, W001). The
+# API's Bearer keys never go through these backends.
 AUTHENTICATION_BACKENDS = [
     # First: a locked-out login is refused before its password is checked.
     "axes.backends.AxesStandaloneBackend",
