@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -37,6 +38,9 @@ class LockoutAdmin(AccessAttemptAdmin):
 
     @admin.action(description="Clean up expired attempts", permissions=["delete"])
     def cleanup_expired_attempts(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # axes measures the cool-off from the sign-in attempt it is handling, which it marks on
+        # the request; from the admin there is none (it raised AttributeError), so from now.
+        request.axes_attempt_time = timezone.now()
         super().cleanup_expired_attempts(request, queryset)
 
 

@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 import pytest
-from axes.models import AccessFailureLog
+from axes.models import AccessAttempt, AccessFailureLog
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission, User
@@ -394,3 +394,22 @@ def test_a_release_file_download_is_a_read(secrets):
 
     assert viewer.get(url).status_code == 200
     assert viewer.post(url).status_code == 405
+
+
+def test_cleaning_up_expired_sign_in_attempts_works_for_who_may_delete(db, settings):
+    # Signing in cleans up expired attempts too: both sign in before there are any.
+    viewer, administrator = operator("viewer", VIEWER), operator("chief", ADMINISTRATOR)
+    old, recent = (
+        AccessAttempt.objects.create(username=name, ip_address="192.0.2.9", failures_since_start=1)
+        for name in ("old", "recent")
+    )
+    cool_off = settings.AXES_COOLOFF_TIME
+    AccessAttempt.objects.filter(pk=old.pk).update(attempt_time=timezone.now() - 2 * cool_off)
+
+    viewed = act(viewer, "axes/accessattempt", "cleanup_expired_attempts", old)
+    kept = set(AccessAttempt.objects.values_list("username", flat=True))
+    cleaned = act(administrator, "axes/accessattempt", "cleanup_expired_attempts", old)
+
+    assert viewed.status_code == 200 and kept == {"old", "recent"}
+    assert cleaned.status_code == 302
+    assert list(AccessAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
