@@ -280,6 +280,10 @@ WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = env_bool("WEBHOOKS_ALLOW_PRIVATE_DESTINATI
 # Seconds between a worker's sweeps of the delivery table for due deliveries whose task was
 # never enqueued (a process killed right after commit) or whose retry is due.
 WEBHOOKS_SWEEP_SECONDS = env_float("WEBHOOKS_SWEEP_SECONDS", 10.0, above=0)
+# Attempts one worker process has in flight at once, and how many of them one team may hold:
+# a team whose receivers never answer ties up at most its share, each for up to 10 s.
+WEBHOOKS_CONCURRENCY = env_int("WEBHOOKS_CONCURRENCY", 16, minimum=1)
+WEBHOOKS_TEAM_CONCURRENCY = env_int("WEBHOOKS_TEAM_CONCURRENCY", 4, minimum=1)
 
 # --- Django internals -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -309,6 +313,9 @@ LOGGING = {
         # runserver's request lines (`make run`) carry query strings: through the same handler
         # instead of Django's own, which would write them as they are.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # httpx's INFO line names every webhook request's URL with its query, which may be
+        # the receiver's credential; the worker logs each attempt itself, without it.
+        "httpx": {"level": "WARNING"},
     },
 }
 

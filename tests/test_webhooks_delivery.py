@@ -511,9 +511,11 @@ def test_the_request_is_sent_outside_any_transaction(world, receiver, monkeypatc
         emit(world.team, "release.updated", {"id": "a"})
     in_transaction = []
     post = sender._post
+    # The sweeping thread's connection: the one that claims and records.
+    sweeping = transaction.get_connection()
 
     def watched(delivery, now):
-        in_transaction.append(transaction.get_connection().in_atomic_block)
+        in_transaction.append(sweeping.in_atomic_block)
         return post(delivery, now)
 
     monkeypatch.setattr(sender, "_post", watched)

@@ -35,7 +35,11 @@ METADATA_ADDRESSES = frozenset(
 )
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 RESOLVE_TIMEOUT = 10.0
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+# As many lookups as a worker has attempts in flight, so one team's names that never resolve
+# do not keep another team's waiting for a thread.
+_resolver = ThreadPoolExecutor(
+    max_workers=settings.WEBHOOKS_CONCURRENCY, thread_name_prefix="webhook-dns"
+)
 
 
 class DestinationRefused(Exception):
@@ -119,6 +123,19 @@ def url_problem(url: str) -> str | None:
     if not settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS and not is_public(literal):
         return "Must not be a private, loopback or otherwise non-public address."
     return None
+
+
+def url_for_log(url: str) -> str:
+    """``url`` without its user, password, query and fragment: any of them may be a receiver's
+    credential (``?token=...``), and logs are read by more people than the database."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:

@@ -22,17 +22,26 @@ import asyncio
 import email.utils
 import logging
 import random
+import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import httpx
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from webhooks.destinations import Destination, DestinationRefused, resolve_destination
+from webhooks.destinations import (
+    Destination,
+    DestinationRefused,
+    resolve_destination,
+    url_for_log,
+)
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.services import endpoint_disable
 from webhooks.signing import signed_headers
@@ -333,41 +342,134 @@ def _reason_not_to_send(delivery: WebhookDelivery) -> str | None:
     return None
 
 
-def attempt(delivery_id: uuid.UUID) -> bool:
-    """Claim, send and record one delivery if it is due; whether this call sent it."""
+def _claim_to_send(delivery_id: uuid.UUID) -> tuple[WebhookDelivery, uuid.UUID] | None:
+    """The claimed delivery and its token; None if another caller won it, or if it is not to
+    be sent (it is failed instead)."""
     claimed = claim(delivery_id)
     if claimed is None:
-        return False
+        return None
     delivery, token = claimed
     reason = _reason_not_to_send(delivery)
     if reason is not None:
         _give_up(delivery, token, reason)
-        return False
-    outcome = send(delivery)
+        return None
+    return claimed
+
+
+def _finish(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> None:
     record(delivery, token, outcome)
     logger.info(
         "webhook %s to %s: attempt %d, %s",
         delivery.event.message_id,
-        delivery.endpoint.url,
+        url_for_log(delivery.endpoint.url),
         delivery.attempt_count,
         outcome.status_code or outcome.error,
     )
+
+
+def attempt(delivery_id: uuid.UUID) -> bool:
+    """Claim, send and record one delivery if it is due; whether this call sent it."""
+    claimed = _claim_to_send(delivery_id)
+    if claimed is None:
+        return False
+    delivery, token = claimed
+    _finish(delivery, token, send(delivery))
     return True
 
 
-def sweep(*, overdue: timedelta = timedelta(0), batch: int = 100) -> int:
-    """Attempt every delivery due for longer than ``overdue``, oldest first, whether or not a
-    task was ever enqueued for it. How many this call sent."""
-    sent = 0
-    while True:
-        cutoff = timezone.now() - overdue
-        due = list(
-            WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=cutoff)
-            .order_by("next_attempt_at")
-            .values_list("pk", flat=True)[:batch]
+# --- The sweep: concurrent, and fair between teams ----------------------------------------------
+
+# Seconds between looks for newly due deliveries while attempts are in flight: how long a
+# delivery can wait for a free slot that is already there.
+POLL = 0.25
+
+
+@dataclass(frozen=True)
+class _Sending:
+    delivery: WebhookDelivery
+    token: uuid.UUID
+    team_id: int
+
+
+def _due(*, excluded_teams: list[int], limit: int) -> list[tuple[uuid.UUID, int]]:
+    """Up to ``limit`` due deliveries of teams not in ``excluded_teams``, oldest first, each
+    with its team."""
+    return list(
+        WebhookDelivery.objects.filter(
+            state=DeliveryState.PENDING, next_attempt_at__lte=timezone.now()
         )
-        # Each attempt moves its delivery out of the due set (sent, rescheduled, or claimed
-        # by another worker), so this ends.
-        sent += sum(attempt(delivery_id) for delivery_id in due)
-        if len(due) < batch:
-            return sent
+        .exclude(endpoint__team_id__in=excluded_teams)
+        .order_by("next_attempt_at")
+        .values_list("pk", "endpoint__team_id")[:limit]
+    )
+
+
+class _Sweep:
+    """One sweep's attempts in flight: at most ``WEBHOOKS_CONCURRENCY``, and at most
+    ``WEBHOOKS_TEAM_CONCURRENCY`` of any one team's, so a team whose receivers never answer
+    holds only its share of the worker while other teams' deliveries go out. The database
+    work (claims, records) stays in the sweeping thread; only the exchanges run in ``pool``."""
+
+    def __init__(self, pool: ThreadPoolExecutor, stop: threading.Event) -> None:
+        self.pool = pool
+        self.stop = stop
+        self.limit: int = settings.WEBHOOKS_CONCURRENCY
+        self.share = min(settings.WEBHOOKS_TEAM_CONCURRENCY, self.limit)
+        self.in_flight: dict[Future[Outcome], _Sending] = {}
+        self.per_team: Counter[int] = Counter()
+        self.sent = 0
+
+    def free(self) -> int:
+        return self.limit - len(self.in_flight)
+
+    def fill(self) -> None:
+        """Start due deliveries, oldest first, while a slot is free and a team with some of
+        its share left has one. Each pass ends with a claim won or lost (the delivery is no
+        longer due) or a team full (no longer asked for), so this ends."""
+        while self.free() and not self.stop.is_set():
+            full = [team for team, count in self.per_team.items() if count >= self.share]
+            due = _due(excluded_teams=full, limit=self.free())
+            if not due:
+                return
+            for delivery_id, team_id in due:
+                if self.free() and self.per_team[team_id] < self.share:
+                    self._start(delivery_id, team_id)
+
+    def _start(self, delivery_id: uuid.UUID, team_id: int) -> None:
+        claimed = _claim_to_send(delivery_id)
+        if claimed is None:
+            return
+        delivery, token = claimed
+        self.in_flight[self.pool.submit(send, delivery)] = _Sending(delivery, token, team_id)
+        self.per_team[team_id] += 1
+
+    def collect(self, timeout: float) -> None:
+        """Record the attempts that end within ``timeout``."""
+        done, _ = wait(self.in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            sending = self.in_flight.pop(future)
+            self.per_team[sending.team_id] -= 1
+            self.sent += 1
+            try:
+                _finish(sending.delivery, sending.token, future.result())
+            except Exception:
+                # One attempt that cannot be recorded must not cost the others theirs. Its
+                # claim stays, so it is sent again once the lease ends (at least once).
+                logger.exception(
+                    "webhook delivery %s: the attempt could not be recorded", sending.delivery.pk
+                )
+
+
+def sweep(*, stop: threading.Event | None = None) -> int:
+    """Attempt every due delivery, whether or not a task was ever enqueued for it, concurrently
+    and fairly between teams (``_Sweep``), until none is due and none is in flight; once
+    ``stop`` is set, only those in flight are finished. How many attempts this call made."""
+    stop = stop or threading.Event()
+    concurrency = settings.WEBHOOKS_CONCURRENCY
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="webhook-send") as pool:
+        run = _Sweep(pool, stop)
+        while True:
+            run.fill()
+            if not run.in_flight:
+                return run.sent
+            run.collect(POLL)

@@ -4,9 +4,14 @@ A task only says "look at this delivery now"; the delivery row decides what happ
 (``webhooks.sender.attempt`` claims it only if it is still due). So a duplicate task, or a
 task that outlives a sweep which already sent the delivery, does nothing, and a task that was
 never enqueued is made up for by the sweep.
+
+In a running worker (``manage.py db_worker``) a task only wakes the worker's sweeper, which
+sends every due delivery concurrently and fairly between teams (``webhooks.sender.sweep``):
+a task that sent its own delivery would hold the worker's only task thread for up to 10 s.
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,8 +21,22 @@ from django_tasks import task
 logger = logging.getLogger("webhooks")
 
 
+_sweeper_wake: threading.Event | None = None
+
+
+def wake_on_tasks(wake: threading.Event | None) -> None:
+    """From now on, tasks in this process set ``wake`` instead of sending (None: they send)."""
+    global _sweeper_wake
+    _sweeper_wake = wake
+
+
 @task()
 def deliver(delivery_id: str) -> bool:
+    """Wake this process's sweeper, or send the delivery (``--batch``, no sweeper); whether
+    this call sent it."""
+    if _sweeper_wake is not None:
+        _sweeper_wake.set()
+        return False
     from webhooks.sender import attempt  # the sender enqueues retries with this module
 
     return attempt(uuid.UUID(delivery_id))

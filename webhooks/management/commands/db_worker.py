@@ -1,19 +1,19 @@
 """``manage.py db_worker``: django-tasks-db's worker (same options), which also sweeps the
 webhook delivery table.
 
-The worker runs the tasks enqueued after each commit. The sweep covers what no task will: a
-delivery whose process died between its commit and the enqueue, or whose task row was lost. It
-runs once before the first task (so ``--batch`` delivers what is due, too), then every
-``WEBHOOKS_SWEEP_SECONDS`` in a thread of the worker, taking deliveries overdue by more than
-that interval (a delivery whose task is about to run is left to it). A delivery is claimed
-before it is sent, so the sweep and the tasks of any number of workers never send one attempt
-twice.
+The sweep sends every due delivery, up to ``WEBHOOKS_CONCURRENCY`` at once and at most
+``WEBHOOKS_TEAM_CONCURRENCY`` of one team's (``webhooks.sender.sweep``). It runs in a thread of
+the worker, at once, whenever a task wakes it (the tasks enqueued after each commit and for
+each retry do nothing else here), and every ``WEBHOOKS_SWEEP_SECONDS``, which covers what no
+task will: a delivery whose process died between its commit and the enqueue, or whose task row
+was lost. With ``--batch`` it runs once before the tasks, which then send their own. A delivery
+is claimed before it is sent, so the sweeps and tasks of any number of workers never send one
+attempt twice.
 """
 
 import logging
 import os
 import threading
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,31 +22,38 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
 
 from webhooks.sender import TIMEOUT, sweep
+from webhooks.tasks import wake_on_tasks
 
 logger = logging.getLogger("webhooks")
 
 
 class Sweeper(threading.Thread):
-    """Sweeps every ``interval`` seconds until stopped."""
+    """Sweeps when woken by a task, and every ``interval`` seconds, until stopped."""
 
     def __init__(self, interval: float) -> None:
         # A daemon: a worker told to stop does not wait for it beyond ``stop``'s join. An
         # attempt cut short that way is sent again once its lease ends (at least once).
         super().__init__(name="webhook-sweeper", daemon=True)
         self.interval = interval
+        self.wake = threading.Event()
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(self.interval):
+        while not self._stopped.is_set():
+            # Cleared before the sweep: a task's wake during it starts the next one at once.
+            self.wake.clear()
             try:
-                sweep(overdue=timedelta(seconds=self.interval))
+                sweep(stop=self._stopped)
             except Exception:
                 logger.exception("webhook sweep failed; trying again in %ss", self.interval)
             finally:
                 close_old_connections()
+            self.wake.wait(self.interval)
 
     def stop(self) -> None:
+        """Start no more attempts, and wait for those in flight to be recorded."""
         self._stopped.set()
+        self.wake.set()
         self.join(timeout=TIMEOUT * 3)
 
 
@@ -59,14 +66,16 @@ class Command(db_worker.Command):
             # The autoreloader's parent only watches files; its child runs the worker (and
             # passes through here again, sweeping).
             return super().handle(*args, **options)
-        sent = sweep()
-        if sent:
-            logger.info("webhook sweep at start: %d sent", sent)
         if options["batch"]:
+            sent = sweep()
+            if sent:
+                logger.info("webhook sweep at start: %d sent", sent)
             return super().handle(*args, **options)
         sweeper = Sweeper(settings.WEBHOOKS_SWEEP_SECONDS)
         sweeper.start()
+        wake_on_tasks(sweeper.wake)
         try:
             return super().handle(*args, **options)
         finally:
+            wake_on_tasks(None)
             sweeper.stop()
