@@ -214,6 +214,11 @@ RELEASE_HEADERS = {
     ),
     "X-Request-ID": REQUEST_ID_HEADER,
 }
+CHECKSUM_HEADER = header(
+    "X-Checksum-SHA256",
+    "The file's SHA-256 (hex): of the streamed file, or of the one the presigned URL leads to",
+    {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+)
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 add_responses(
@@ -263,11 +268,7 @@ add_responses(
                     'The file\'s name: `attachment; filename="app.jar"`',
                     {"type": "string"},
                 ),
-                "X-Checksum-SHA256": header(
-                    "X-Checksum-SHA256",
-                    "The file's SHA-256 (hex)",
-                    {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                ),
+                "X-Checksum-SHA256": CHECKSUM_HEADER,
                 "Repr-Digest": header(
                     "Repr-Digest",
                     "The file's SHA-256 as RFC 9530 has it: `sha-256=:<base64>:`",
@@ -280,12 +281,16 @@ add_responses(
             "description": (
                 "On S3: a redirect to a presigned URL of the object, valid for "
                 f"{PRESIGNED_SECONDS} seconds, whose answer names the file in "
-                "`Content-Disposition`. The seats are taken and the download recorded first."
+                "`Content-Disposition` and has `Cache-Control: no-store`. The seats are taken "
+                "and the download recorded first. Check the bytes against this answer's "
+                "`X-Checksum-SHA256`, not against a header of the storage's answer."
             ),
             "headers": {
                 "Location": header(
                     "Location", "The presigned URL", {"type": "string", "format": "uri"}
                 ),
+                "X-Checksum-SHA256": CHECKSUM_HEADER,
+                "X-Version": RELEASE_HEADERS["X-Version"],
                 "Cache-Control": RELEASE_HEADERS["Cache-Control"],
                 "X-Request-ID": REQUEST_ID_HEADER,
             },
@@ -567,7 +572,9 @@ CHECKS = (
     "license key. Without `version`, the line's latest release with a file is delivered "
     "(without `branch`, the main line's); PUBLISHED and DEPRECATED releases are delivered, "
     "DRAFT and ARCHIVED never. Each hardware identifier and address takes a seat of the "
-    "license, up to its limits; a refused request takes no seat and records nothing.\n\n"
+    "license, up to its limits; a refused request takes no seat and records nothing, and "
+    "neither does one whose answer cannot be made. Every answer, errors included, has "
+    "`Cache-Control: no-store`.\n\n"
     f"The request line (the path and the percent-encoded query) must fit in "
     f"{REQUEST_LINE_LIMIT:,} bytes, the HTTP server's limit: within each parameter's own "
     "limits a real client's request is far shorter, but several identifiers of 1,000 "

@@ -180,6 +180,8 @@ def presigned_download_url(key: str, file_name: str, expires_in: int = PRESIGNED
             "Bucket": storage.bucket_name,
             "Key": key,
             "ResponseContentDisposition": content_disposition_header(True, file_name),
+            # The storage's answer is this caller's, like the Client API's own.
+            "ResponseCacheControl": "no-store",
         },
         ExpiresIn=expires_in,
     )

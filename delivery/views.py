@@ -9,10 +9,10 @@ seats and leaves a ``Download`` row (``delivery.seats.take``) before its first b
 """
 
 import base64
-import re
+from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +33,7 @@ from delivery.streams import (
 )
 from lukittu.api import ApiError, Code, iso_utc, success
 from lukittu.ids import parse_uuid
+from releases.models import ReleaseFile
 from releases.views import client_ip
 
 
@@ -98,14 +99,24 @@ class ClientApiView(APIView):
             self.pending = None
 
     def hand_out(
-        self, request: Request, query: ClientQuery, grant: access.Grant, endpoint: str
-    ) -> OpenObject | None:
-        """Take the device's seats and record the download (``seats.take``), in a
-        transaction that commits only once the build is open, which is returned: a build that
-        cannot be read takes no seat. With ``opens_stored`` false (a presigned URL), nothing
-        is opened and None is returned."""
+        self,
+        request: Request,
+        query: ClientQuery,
+        grant: access.Grant,
+        endpoint: str,
+        respond: Callable[[OpenObject | None], HttpResponseBase],
+    ) -> HttpResponseBase:
+        """Take the device's seats and record the download (``seats.take``) in a transaction
+        that commits only once the answer is built: ``respond`` gets the open build (None
+        with ``opens_stored`` false: a presigned URL) and makes the response, headers and
+        all, inside it. So whatever can still fail (opening the object, a header that cannot
+        be sent, signing the URL) rolls the seats back: nothing runs after the commit."""
         pending = self.pending or (open_soon(grant.file.key) if self.opens_stored else None)
         self.pending = pending
+
+        def answer() -> HttpResponseBase:
+            return respond(pending.result() if pending is not None else None)
+
         try:
             return seats.take(
                 grant.team,
@@ -119,21 +130,30 @@ class ClientApiView(APIView):
                     endpoint=endpoint,
                     user_agent=request.headers.get("User-Agent", ""),
                 ),
-                pending.result if pending is not None else lambda: None,
+                answer,
             )
         except BaseException:
+            # Closes the build if it was opened (whenever it is, on S3).
             self.abandon_build()
             raise
 
-
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        """Every answer, errors included, is for this caller now: no cache keeps it."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 def header_text(value: str) -> str:
-    """Text as a header value: a control character (a line break would end the header, and
-    Django refuses one) becomes a space. Names are refused with them on input; this covers
-    rows written before that rule."""
-    return CONTROL_CHARACTERS.sub(" ", value)
+    """Text as a header value: each character ``str.isprintable()`` refuses becomes a space.
+    A line break would end the header, and the MIME encoding Django gives a non-Latin-1 value
+    breaks the line at U+2028 and the like, which gunicorn refuses. Names are refused with
+    them on input; this covers rows written before that rule (and the JAR's main class)."""
+    if value.isprintable():
+        return value
+    return "".join(character if character.isprintable() else " " for character in value)
 
 
 def release_headers(grant: access.Grant) -> dict[str, str]:
@@ -146,12 +166,12 @@ def release_headers(grant: access.Grant) -> dict[str, str]:
         "X-Release-Status": grant.release.status,
         "X-Release-Created-At": iso_utc(grant.release.created_at),
         "X-File-Created-At": iso_utc(grant.file.created_at),
-        "X-Version": grant.release.version,
+        "X-Version": header_text(grant.release.version),
         "Content-Security-Policy": "default-src 'none'",
         "X-Content-Type-Options": "nosniff",
     }
     if grant.latest_version is not None:
-        headers["X-Latest-Version"] = grant.latest_version
+        headers["X-Latest-Version"] = header_text(grant.latest_version)
     if grant.file.main_class_name:
         headers["X-Main-Class"] = header_text(grant.file.main_class_name)
     return headers
@@ -161,7 +181,6 @@ def streamed(chunks: Any, headers: dict[str, str]) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
     for name, value in headers.items():
         response[name] = value
-    response["Cache-Control"] = "no-store"
     return response
 
 
@@ -170,41 +189,53 @@ class ClassloaderView(ClientApiView):
     opens_early = True
 
     @openapi.classloader
-    def get(self, request: Request, teamId: str) -> StreamingHttpResponse:
+    def get(self, request: Request, teamId: str) -> HttpResponseBase:
         query, grant = self.checked(request, teamId)
-        stored = self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER)
-        assert stored is not None
         size = grant.file.size
-        frames = encrypt_blocks(stored.blocks(size), frame_key(self.session_key), CHUNK)
-        headers = release_headers(grant)
-        # Known in advance, so the body is not sent in HTTP chunks (and a loader can show its
-        # progress).
-        headers["Content-Length"] = str(frames_length(size, CHUNK))
-        return streamed(frames, headers)
+
+        def respond(stored: OpenObject | None) -> HttpResponseBase:
+            assert stored is not None
+            key = frame_key(self.session_key)
+            headers = release_headers(grant)
+            # Known in advance, so the body is not sent in HTTP chunks (and a loader can show
+            # its progress).
+            headers["Content-Length"] = str(frames_length(size, CHUNK))
+            return streamed(encrypt_blocks(stored.blocks(size), key, CHUNK), headers)
+
+        return self.hand_out(request, query, grant, Download.Endpoint.CLASSLOADER, respond)
+
+
+def digest_headers(file: ReleaseFile) -> dict[str, str]:
+    """The file's SHA-256 as the service states it: on the stream, and on the presigned
+    redirect (a client checks the storage's bytes against this, never the storage's word)."""
+    return {
+        "X-Checksum-SHA256": file.sha256,
+        "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
+    }
 
 
 class DownloadView(ClientApiView):
     @openapi.download
-    def get(self, request: Request, teamId: str) -> Any:
+    def get(self, request: Request, teamId: str) -> HttpResponseBase:
         query, grant = self.checked(request, teamId)
         file = grant.file
         self.opens_stored = not uses_s3()
-        stored = self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD)
-        if stored is None:
-            url = presigned_download_url(file.key, file.name, PRESIGNED_SECONDS)
-            response = HttpResponseRedirect(url)
-            response["Cache-Control"] = "no-store"
-            return response
-        headers = release_headers(grant)
-        headers.update(
-            {
-                "Content-Length": str(file.size),
-                "Content-Disposition": content_disposition_header(True, file.name),
-                "X-Checksum-SHA256": file.sha256,
-                "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
-            }
-        )
-        return streamed(stored.blocks(file.size), headers)
+
+        def respond(stored: OpenObject | None) -> HttpResponseBase:
+            name = header_text(file.name)
+            if stored is None:
+                url = presigned_download_url(file.key, name, PRESIGNED_SECONDS)
+                response = HttpResponseRedirect(url)
+                response["X-Checksum-SHA256"] = file.sha256
+                response["X-Version"] = header_text(grant.release.version)
+                return response
+            headers = release_headers(grant)
+            headers["Content-Length"] = str(file.size)
+            headers["Content-Disposition"] = content_disposition_header(True, name)
+            headers.update(digest_headers(file))
+            return streamed(stored.blocks(file.size), headers)
+
+        return self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD, respond)
 
 
 def latest_payload(grant: access.Grant) -> dict[str, Any]:

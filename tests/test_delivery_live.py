@@ -2,7 +2,8 @@
 the network, the database and storage inspected afterwards.
 
 - A Java-loader-style client (``tests/loader.py``) gets a several-MiB JAR back exactly, and the
-  plain download gives the same bytes, on local files and on S3.
+  plain download gives the same bytes, on local files and on S3; so does a product whose name,
+  stored before the rule, has U+2028 in it.
 - Both rate limits (per client address, per license key) are one count across the workers
   (with Redis; skipped without it).
 - A session key used on one worker is refused by the other.
@@ -165,6 +166,40 @@ def test_a_loader_gets_a_several_mib_jar_back_exactly(request, world, tmp_path, 
     assert Seat.objects.filter(license=customer.license, kind=Seat.Kind.HWID).count() == 4
     assert "Traceback" not in server.log_text(), server.log_text()
     assert {pid for pid, _ in server.served_by()} <= set(pids)
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_product_named_with_a_line_separator_is_delivered_through_gunicorn(
+    request, world, tmp_path, backend
+):
+    """A name stored before unprintable characters were refused: gunicorn refuses a header
+    with a line break in it, so the name goes out with a space for U+2028, and the one
+    device the license allows gets its build (and keeps its seat for the next request)."""
+    env = dict(GENEROUS)
+    if backend == "s3":
+        env.update(s3_env(request.getfixturevalue("s3")))
+    content = make_jar(extra={"a.bin": os.urandom(100_000)})
+    attach_file(world.other_release, "app.jar", content)
+    type(world.product).objects.filter(pk=world.product.pk).update(name="Old\u2028name")
+    customer = Customer(world, hwid_limit=1)
+    loader = Loader(customer.public_key_pem)
+
+    with live_server(tmp_path, config_file=GUNICORN_CONF, extra_env=env) as server:
+        loaded = get(
+            server,
+            classloader_url(world.team.id),
+            customer.params(sessionKey=loader.session_key_hex()),
+        )
+        plain = get(server, download_url(world.team.id), customer.params())
+
+    assert loaded.status_code == 200, loaded.text[:300]
+    assert loaded.headers["X-Product-Name"] == "Old name"
+    assert loader.decrypt(loaded.content) == content
+    assert plain.status_code == 200, plain.text[:300]
+    assert plain.content == content
+    assert Download.objects.filter(license=customer.license).count() == 2
+    assert Seat.objects.filter(license=customer.license, kind=Seat.Kind.HWID).count() == 1
+    assert "Traceback" not in server.log_text(), server.log_text()
 
 
 # --- Rate limits: one count for every worker ---------------------------------------------------
