@@ -6,26 +6,73 @@ since SQL treats NULLs as distinct, each rule is two partial unique indexes (one
 one for no branch), which SQLite and PostgreSQL both enforce.
 """
 
+import functools
 import re
+import sys
 import uuid
 from typing import Any
 
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 from teams.models import FixedFieldsModel, License, Team, unknown_creator
 
-# Names travel in HTTP headers (the classloader's X-Product-Name) and in logs: no control
-# characters (a line break would end a header). NAME_PATTERN is the rule as the OpenAPI
-# document states it; the validator looks for any such character (a "$" would let a trailing
-# line break through in Python).
-NAME_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
-no_control_characters = RegexValidator(
-    r"[\x00-\x1f\x7f]",
-    "Must not contain control characters (line breaks, tabs).",
-    inverse_match=True,
-)
+
+@functools.cache
+def unprintable_ranges() -> tuple[tuple[int, int], ...]:
+    """The code points ``str.isprintable()`` refuses, as (first, last) ranges: control,
+    format, surrogate, private-use and unassigned characters, and every separator but the
+    space (U+2028 and U+2029 included). Python's Unicode tables decide."""
+    # One byte per code point (1: printable), and the runs of zeros in it: C loops, as this
+    # runs at every start.
+    printable = bytes(map(str.isprintable, map(chr, range(sys.maxunicode + 1))))
+    return tuple((run.start(), run.end() - 1) for run in re.finditer(b"\x00+", printable))
+
+
+def _class_member(code: int) -> str:
+    # A BMP character as a \uXXXX escape, which Python's re and ECMA-262 read alike; one
+    # beyond it as itself, which both read as one character (ECMA-262 with the u flag).
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+
+def _name_pattern() -> str:
+    members = "".join(
+        _class_member(first) + (f"-{_class_member(last)}" if last > first else "")
+        for first, last in unprintable_ranges()
+    )
+    return f"^[^{members}]*$"
+
+
+# Names travel in HTTP headers (the classloader's X-Product-Name) and in logs, so only
+# printable characters: a line break, or U+2028 (which Python's header encoding splits a line
+# at), would end a header. NAME_PATTERN is the same rule as the OpenAPI document states it.
+NAME_PATTERN = _name_pattern()
+
+
+@deconstructible
+class PrintableValidator:
+    """Refuses text with any character ``str.isprintable()`` refuses (the space is fine)."""
+
+    message = (
+        "Must not contain control characters (line breaks, tabs) or other unprintable "
+        "characters (line or paragraph separators, format, private-use or unassigned ones)."
+    )
+    code = "invalid"
+
+    def __call__(self, value: str) -> None:
+        if not value.isprintable():
+            raise ValidationError(self.message, code=self.code)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PrintableValidator)
+
+    def __hash__(self) -> int:
+        return hash(PrintableValidator)
+
+
+no_control_characters = PrintableValidator()
 
 
 class Product(FixedFieldsModel):
