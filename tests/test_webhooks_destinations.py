@@ -52,6 +52,53 @@ NOT_PUBLIC = [
 PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
 
 
+# IANA's IPv4 and IPv6 Special-Purpose Address Registries, every entry (as of 2025), with
+# multicast and the IPv6 blocks outside global unicast; written out here independently of the
+# list in webhooks/destinations.py.
+IANA_IPV4 = [
+    "0.0.0.0/8", "0.0.0.0/32", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.0.0.0/24", "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32",
+    "192.0.0.10/32", "192.0.0.170/32", "192.0.0.171/32", "192.0.2.0/24", "192.31.196.0/24",
+    "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "255.255.255.255/32", "224.0.0.0/4",
+]  # fmt: skip
+IANA_IPV6 = [
+    "::1/128", "::/128", "64:ff9b:1::/48", "100::/64", "100:0:0:1::/64", "2001::/23",
+    "2001::/32", "2001:1::1/128", "2001:1::2/128", "2001:1::3/128", "2001:2::/48",
+    "2001:3::/32", "2001:4:112::/48", "2001:10::/28", "2001:20::/28", "2001:30::/28",
+    "2001:db8::/32", "2002::/16", "2620:4f:8000::/48", "3fff::/20", "5f00::/16", "fc00::/7",
+    "fe80::/10", "fec0::/10", "ff00::/8", "::/96",
+]  # fmt: skip
+
+
+def first_middle_last(cidr):
+    network = ipaddress.ip_network(cidr)
+    middle = network.network_address + network.num_addresses // 2
+    return [network.network_address, middle, network.broadcast_address]
+
+
+@pytest.mark.parametrize("cidr", IANA_IPV4 + IANA_IPV6)
+def test_every_special_purpose_range_is_refused(cidr):
+    for address in first_middle_last(cidr):
+        assert not is_public(address), address
+        forms = [f"::ffff:{address}", f"64:ff9b::{address}"] if address.version == 4 else []
+        for form in forms:  # the same IPv4 address inside IPv6
+            assert not is_public(ipaddress.ip_address(form)), form
+
+
+# Just outside some of those ranges: public, so the list is no wider than the registries.
+@pytest.mark.parametrize(
+    "address",
+    [
+        "100.63.255.255", "100.128.0.0", "192.0.1.1", "198.17.255.255", "198.20.0.0",
+        "223.255.255.254", "64:ff9b::808:808", "2001:200::1", "2001:db9::1", "2003::1",
+        "3ffe:ffff::1", "3fff:1000::1", "2620:4f:8001::1",
+    ],
+)  # fmt: skip
+def test_addresses_next_to_them_are_public(address):
+    assert is_public(ipaddress.ip_address(address))
+
+
 @pytest.fixture
 def receiver():
     yield from running_receiver()

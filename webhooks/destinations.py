@@ -1,12 +1,12 @@
 """Where a webhook may be sent: the URL rule when an endpoint is saved, and the address check
 at send time.
 
-At send time the host is resolved once; every address it resolves to must be public (not
-loopback, private, link-local, multicast, reserved, unspecified, shared or a cloud metadata
-address, IPv4 or IPv6, an IPv4 address inside IPv6 included), or the attempt is refused. The
-request then goes to the address that was checked (``Destination.address``), with the URL's
-host in ``Host`` and in TLS (SNI and the certificate check), so a second DNS answer cannot
-send it elsewhere (DNS rebinding). ``WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS`` lifts the address
+At send time the host is resolved once; every address it resolves to must be public (outside
+every block of IANA's IPv4 and IPv6 special-purpose address registries, listed below, and
+multicast; IPv6 global unicast only; an IPv4-mapped or NAT64 address judged by the IPv4 address
+it carries), or the attempt is refused. The request then goes to the address that was checked
+(``Destination.address``), with the URL's host in ``Host`` and in TLS (SNI and the certificate
+check), so a second DNS answer cannot send it elsewhere (DNS rebinding). ``WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS`` lifts the address
 rule for development and tests.
 """
 
@@ -21,19 +21,53 @@ from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Cloud metadata services; most are link-local or private already, listed so the rule does
-# not depend on how Python classifies them.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(address)
-    for address in (
-        "169.254.169.254",
-        "169.254.170.2",
-        "100.100.100.200",
-        "192.0.0.192",
-        "fd00:ec2::254",
-    )
+
+def _networks(*cidrs: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+# Every block of IANA's IPv4 Special-Purpose Address Registry (RFC 6890 and its updates),
+# whether or not the registry calls it globally reachable (no webhook receiver lives on an
+# AS112 or AMT anycast address), and multicast. Spelled out rather than taken from Python's
+# ``ipaddress``, whose tables differ between versions and call some of these public. Cloud
+# metadata services (169.254.169.254, 169.254.170.2, 100.100.100.200, 192.0.0.192,
+# fd00:ec2::254) all fall inside them.
+NOT_PUBLIC_IPV4 = _networks(
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private
+    "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local
+    "172.16.0.0/12",  # private
+    "192.0.0.0/24",  # IETF protocol assignments (DS-Lite, PCP and TURN anycast, NAT64 discovery)
+    "192.0.2.0/24",  # documentation (TEST-NET-1)
+    "192.31.196.0/24",  # AS112
+    "192.52.193.0/24",  # AMT
+    "192.88.99.0/24",  # 6to4 relay anycast (deprecated)
+    "192.168.0.0/16",  # private
+    "192.175.48.0/24",  # AS112 direct delegation
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # documentation (TEST-NET-2)
+    "203.0.113.0/24",  # documentation (TEST-NET-3)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and 255.255.255.255 (limited broadcast)
 )
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# An IPv6 destination must be global unicast (2000::/3, the only block IANA's IPv6 Address
+# Space registry allocates for it), which leaves out ::/128, ::1, IPv4-compatible addresses,
+# 64:ff9b:1::/48 (local-use translation), 100::/64 (discard), 5f00::/16 (SRv6), fc00::/7
+# (unique-local), fe80::/10 (link-local), fec0::/10 (site-local) and ff00::/8 (multicast);
+# and outside these blocks of the IPv6 Special-Purpose Address Registry within it.
+GLOBAL_UNICAST_IPV6 = ipaddress.ip_network("2000::/3")
+NOT_PUBLIC_IPV6 = _networks(
+    "2001::/23",  # IETF protocol assignments: Teredo, benchmarking, ORCHID, AS112, AMT...
+    "2001:db8::/32",  # documentation
+    "2002::/16",  # 6to4 (deprecated; relays to any IPv4 address)
+    "2620:4f:8000::/48",  # AS112 direct delegation
+    "3fff::/20",  # documentation
+)
+# Judged by the IPv4 address they carry: a connection to one reaches that address.
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known translation prefix (RFC 6052)
 RESOLVE_TIMEOUT = 10.0
 # As many lookups as a worker has attempts in flight, so one team's names that never resolve
 # do not keep another team's waiting for a thread.
@@ -70,33 +104,22 @@ class Destination:
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64), if any."""
-    if address.version == 4:
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in NAT64:
+    """The IPv4 address an IPv4-mapped or NAT64 IPv6 address reaches, if it is one."""
+    if address.version == 6 and (address in IPV4_MAPPED or address in NAT64):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
 def is_public(address: IPAddress) -> bool:
-    if address.version == 6 and address.ipv4_mapped is not None:
-        # A connection to it goes to that IPv4 address: judge that.
-        return is_public(address.ipv4_mapped)
+    """Whether a webhook may be sent to ``address``: outside every non-public block above."""
     inner = embedded_ipv4(address)
-    if inner is not None and not is_public(inner):
+    if inner is not None:
+        return is_public(inner)
+    if address.version == 4:
+        return not any(address in network for network in NOT_PUBLIC_IPV4)
+    if address not in GLOBAL_UNICAST_IPV6:
         return False
-    return (
-        address.is_global
-        and not address.is_multicast
-        and not address.is_reserved
-        and address not in METADATA_ADDRESSES
-    )
+    return not any(address in network for network in NOT_PUBLIC_IPV6)
 
 
 def url_problem(url: str) -> str | None:
