@@ -10,6 +10,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -145,6 +146,15 @@ def internal_error() -> ApiError:
     return ApiError(500, Code.INTERNAL_SERVER_ERROR, "Internal server error")
 
 
+def database_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        Code.INTERNAL_SERVER_ERROR,
+        "Database unavailable; retry the request",
+        headers={"Retry-After": "5"},
+    )
+
+
 # The contract fixes the 415's details; the envelope's ``data`` says what to send instead. Every
 # body this API parses is a release's multipart create or update.
 MULTIPART_HINT = (
@@ -200,13 +210,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     response = drf_exception_handler(exc, context)
     error = as_api_error(exc)
+    if error is None and isinstance(exc, OperationalError):
+        # Unreachable, timed out (lukittu/db_deadline.py) or a statement cancelled by the
+        # server's timeout: the instance may serve again in a moment, so a 503, not a 500.
+        set_rollback()
+        logger.error("Database unavailable (request id %s): %s", _request_id(context), exc)
+        error = database_unavailable()
     if error is None:
         set_rollback()
-        request = context.get("request")
         logger.exception(
             "Unhandled error in %s (request id %s)",
             context.get("view").__class__.__name__,
-            getattr(request, "request_id", "-"),
+            _request_id(context),
         )
         error = internal_error()
     headers = dict(response.headers) if response is not None else {}
@@ -215,6 +230,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
     return Response(error_body(error), status=error.status_code, headers=headers)
+
+
+def _request_id(context: dict[str, Any]) -> str:
+    return getattr(context.get("request"), "request_id", "-")
 
 
 def json_error(error: ApiError) -> JsonResponse:

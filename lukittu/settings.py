@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lukittu import storage_settings
+from lukittu import db_deadline, storage_settings
 from lukittu.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -113,6 +113,30 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 elif _database["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must be a sqlite:// or postgres:// URL")
+# PostgreSQL, in seconds: a connect gives up after DATABASE_CONNECT_TIMEOUT; the server cancels
+# a statement (lock waits included) after DATABASE_STATEMENT_TIMEOUT and ends a session left
+# idle inside a transaction after DATABASE_IDLE_IN_TRANSACTION_TIMEOUT; keepalives and the
+# TCP user timeout drop a connection whose peer vanished after DATABASE_KEEPALIVE_SECONDS; and
+# the service itself abandons a statement still unanswered DATABASE_ANSWER_GRACE seconds past
+# the statement timeout (a hung server cancels nothing: lukittu/db_deadline.py). 0 turns the
+# statement timeout and that deadline off (long migrations on a big database, say).
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=2)
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 30, minimum=0)
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT = env_int(
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", 60, minimum=0
+)
+DATABASE_KEEPALIVE_SECONDS = env_int("DATABASE_KEEPALIVE_SECONDS", 30, minimum=1)
+DATABASE_ANSWER_GRACE = env_float("DATABASE_ANSWER_GRACE", 5.0, above=0)
+if _database["ENGINE"] == "django.db.backends.postgresql":
+    _database["OPTIONS"] = {
+        **_database.get("OPTIONS", {}),
+        **db_deadline.postgresql_options(
+            connect_timeout=DATABASE_CONNECT_TIMEOUT,
+            statement_timeout=DATABASE_STATEMENT_TIMEOUT,
+            idle_in_transaction_timeout=DATABASE_IDLE_IN_TRANSACTION_TIMEOUT,
+            keepalive_seconds=DATABASE_KEEPALIVE_SECONDS,
+        ),
+    }
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
