@@ -1,6 +1,9 @@
-"""Liveness and readiness: ``/healthz`` says the process answers, ``/readyz`` that the database,
-the cache and the release storage are reachable. Plain Django views, outside the API's key and
-rate limit, so a load balancer or an orchestrator can call them."""
+"""Liveness and readiness: ``/healthz`` says the process answers, ``/readyz`` whether it can
+serve: the database is required; the cache and the release storage are reported but only
+degrade it (the rate limiter fails open, and storage outages fail only the requests that touch
+storage, with a 503 of their own), so an S3 outage does not take every instance out of the
+load balancer at once. Plain Django views, outside the API's key and rate limit, so a load
+balancer or an orchestrator can call them."""
 
 import copy
 import logging
@@ -26,6 +29,8 @@ from storages.backends.s3 import S3Storage
 logger = logging.getLogger("lukittu.health")
 
 OK, DOWN, TIMEOUT = "ok", "down", "timeout"
+# What the instance is useless without; every other check only degrades it.
+REQUIRED = frozenset({"database"})
 
 
 @never_cache
@@ -39,16 +44,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when every dependency answered within ``READINESS_TIMEOUT``; otherwise 503. Either
-    way the body names each check's result: ``ok``, ``down`` or ``timeout``. The errors
-    themselves go to the log only: this view needs no credentials."""
+    """503 when a required dependency (the database) did not answer within
+    ``READINESS_TIMEOUT``; otherwise 200, with ``status`` "degraded" and the failing checks
+    listed in ``degraded`` when another did not. The body names each check's result: ``ok``,
+    ``down`` or ``timeout``. The errors themselves go to the log only: this view needs no
+    credentials."""
     timeout = settings.READINESS_TIMEOUT
     results = run_checks(readiness_probes(timeout), timeout=timeout)
-    ready = all(result == OK for result in results.values())
-    return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": results},
-        status=200 if ready else 503,
-    )
+    failing = sorted(name for name, result in results.items() if result != OK)
+    if REQUIRED.intersection(failing):
+        status, code = "unavailable", 503
+    else:
+        status, code = ("degraded" if failing else "ok"), 200
+    degraded = [name for name in failing if name not in REQUIRED]
+    return JsonResponse({"status": status, "checks": results, "degraded": degraded}, status=code)
 
 
 def readiness_probes(timeout: float) -> dict[str, Callable[[], None]]:

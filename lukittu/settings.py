@@ -198,6 +198,13 @@ AWS_S3_MAX_ATTEMPTS = env_int("AWS_S3_MAX_ATTEMPTS", storage_settings.S3_MAX_ATT
 # renews it every third of that while the request runs, so the bytes reserved by a request
 # that died are free again within this long (releases/ledger.py).
 STORAGE_LEASE_SECONDS = env_int("STORAGE_LEASE_SECONDS", 60, minimum=1)
+# A bulkhead: at most this many threads per process inside a storage call at once (by default
+# half of GUNICORN_THREADS), so a hung storage cannot take every thread; a request that finds
+# no slot within STORAGE_BUSY_WAIT seconds answers 503 "Storage busy" with Retry-After.
+STORAGE_CONCURRENCY = env_int(
+    "STORAGE_CONCURRENCY", max(1, env_int("GUNICORN_THREADS", 4, minimum=1) // 2), minimum=1
+)
+STORAGE_BUSY_WAIT = env_float("STORAGE_BUSY_WAIT", 5.0, above=0)
 
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = storage_settings.s3_storage(

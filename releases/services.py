@@ -44,7 +44,7 @@ from releases.models import (
     ReleaseStatus,
 )
 from releases.serializers import release_payload, release_payload_from
-from releases.storage import release_file_key, store_object
+from releases.storage import StorageBusy, release_file_key, storage_slot, store_object
 from releases.uploads import ReleaseUpload
 from teams.models import ApiKey, AuditLog, License, Team
 from webhooks import events as webhook_events
@@ -218,6 +218,34 @@ def stage_file(
     key = release_file_key(
         team_id=team.pk, release_id=release_id, file_id=file_id, extension=extension
     )
+    row_fields = {"id": file_id, "key": key, "name": name, "main_class_name": main_class}
+    try:
+        # One slot of the storage bulkhead from before the reservation (a busy storage then
+        # refuses the upload with nothing recorded) until the write, or its abandonment, ends.
+        with storage_slot():
+            return _reserve_and_store(
+                team=team,
+                upload=upload,
+                release_id=release_id,
+                product_id=product_id,
+                extension=extension,
+                row_fields=row_fields,
+            )
+    except StorageBusy as busy:
+        return StagedFile(error=busy)
+
+
+def _reserve_and_store(
+    *,
+    team: Team,
+    upload: ReleaseUpload,
+    release_id: uuid.UUID,
+    product_id: uuid.UUID | None,
+    extension: str,
+    row_fields: dict[str, Any],
+) -> StagedFile:
+    """Holding a storage slot: reserve the bytes, then write the object under its key."""
+    key = row_fields["key"]
     reserved = _reserve_storage(
         team=team, key=key, size=upload.size, release_id=release_id, product_id=product_id
     )
@@ -242,15 +270,7 @@ def stage_file(
     return StagedFile(
         key=key,
         size=upload.size,
-        row_fields={
-            "id": file_id,
-            "key": key,
-            "size": upload.size,
-            "name": name,
-            "checksum": md5,
-            "sha256": sha256,
-            "main_class_name": main_class,
-        },
+        row_fields={**row_fields, "size": upload.size, "checksum": md5, "sha256": sha256},
     )
 
 

@@ -7,8 +7,10 @@ import logging
 import mimetypes
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +45,63 @@ class ListedObject:
 
 def storage_unavailable() -> ApiError:
     return ApiError(503, Code.INTERNAL_SERVER_ERROR, "Storage unavailable")
+
+
+class StorageBusy(ApiError):
+    """No storage slot was free in time (``storage_slot``); nothing was written."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            Code.INTERNAL_SERVER_ERROR,
+            "Storage busy; retry the request",
+            headers={"Retry-After": "5"},
+        )
+
+
+class _Bulkhead:
+    """At most ``STORAGE_CONCURRENCY`` threads of this process inside storage work at once,
+    so a storage that hangs holds no more than that many request threads (each until its
+    client's timeouts end the call) and the others go on serving requests that never touch
+    storage. A request that finds no slot within ``STORAGE_BUSY_WAIT`` seconds is refused
+    with a 503 instead of queueing behind the hung calls. A thread holding a slot may enter
+    again (an upload's write, then its abandonment) without taking a second one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._size = 0
+        self._slots = threading.BoundedSemaphore(1)
+        self._held = threading.local()
+
+    def _current(self) -> threading.BoundedSemaphore:
+        with self._lock:
+            if self._size != settings.STORAGE_CONCURRENCY:
+                self._size = settings.STORAGE_CONCURRENCY
+                self._slots = threading.BoundedSemaphore(self._size)
+            return self._slots
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if getattr(self._held, "depth", 0):
+            self._held.depth += 1
+            try:
+                yield
+            finally:
+                self._held.depth -= 1
+            return
+        slots = self._current()
+        if not slots.acquire(timeout=settings.STORAGE_BUSY_WAIT):
+            logger.warning("No storage slot free within %gs", settings.STORAGE_BUSY_WAIT)
+            raise StorageBusy()
+        self._held.depth = 1
+        try:
+            yield
+        finally:
+            self._held.depth = 0
+            slots.release()
+
+
+storage_slot = _Bulkhead().slot
 
 
 def release_storage() -> Storage:
@@ -205,14 +264,8 @@ def store_object(
         # Both go in the PUT's headers, so both are needed before it starts.
         md5, sha256 = md5 or upload.md5, sha256 or upload.sha256
     try:
-        if isinstance(storage, S3Storage):
-            _store_s3(storage, key, upload, extension=extension, size=size, md5=md5, sha256=sha256)
-        elif isinstance(storage, FileSystemStorage):
-            _store_local(storage, key, upload, size)
-        else:
-            upload.seek(0)
-            if storage.save(key, File(upload.file, name=key)) != key:
-                raise StoredBytesDiffer(key)
+        with storage_slot():
+            _store(storage, key, upload, extension=extension, size=size, md5=md5, sha256=sha256)
     except StoredBytesDiffer:
         logger.error("Stored object %s does not match the upload", key)
         raise storage_unavailable() from None
@@ -221,9 +274,30 @@ def store_object(
         raise storage_unavailable() from None
 
 
+def _store(
+    storage: Storage,
+    key: str,
+    upload: Any,
+    *,
+    extension: str,
+    size: int,
+    md5: str | None,
+    sha256: str | None,
+) -> None:
+    if isinstance(storage, S3Storage):
+        _store_s3(storage, key, upload, extension=extension, size=size, md5=md5, sha256=sha256)
+    elif isinstance(storage, FileSystemStorage):
+        _store_local(storage, key, upload, size)
+    else:
+        upload.seek(0)
+        if storage.save(key, File(upload.file, name=key)) != key:
+            raise StoredBytesDiffer(key)
+
+
 def delete_object(key: str) -> None:
     """Delete an object, raising the storage's error on failure (a missing object is gone)."""
-    release_storage().delete(key)
+    with storage_slot():
+        release_storage().delete(key)
 
 
 def list_objects(prefix: str = RELEASES_PREFIX) -> Iterator[ListedObject]:
