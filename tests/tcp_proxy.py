@@ -1,4 +1,5 @@
-"""A thread-based TCP proxy that injects network faults: throttling, stalls, dropped replies.
+"""A thread-based TCP proxy that injects network faults: throttling, stalls, held or dropped
+replies.
 
 Free of Django, so benchmark scripts can import it too. Every socket has a timeout and every
 thread is a daemon, so a test that forgets to release a stall still finishes.
@@ -93,6 +94,9 @@ class _Connection:
         self._arm_matcher: _Matcher | None = None
         self._drop_matcher: _Matcher | None = None
         self._drop_pending = False
+        self._hold_pattern: bytes | None = None
+        self._hold_matcher: _Matcher | None = None
+        self._holding = False
 
     def shutdown(self) -> None:
         """Wake both relaying threads and make them finish; the sockets close when they have."""
@@ -144,6 +148,9 @@ class _Connection:
                 if not data:
                     _quietly_shutdown(self.upstream, socket.SHUT_WR)
                     return
+                if self._hold_fires(data):
+                    # Set before forwarding: the upstream's reply to this is what is held.
+                    self._holding = True
                 drop = self._drop_fires(data)
                 if drop:
                     # Set before forwarding: whatever the upstream sends from now on is its reply.
@@ -175,6 +182,8 @@ class _Connection:
                     return
                 if not data:
                     _quietly_shutdown(self.client, socket.SHUT_WR)
+                    return
+                if self._holding and not self.proxy._wait_while_holding(self):
                     return
                 if not self._relay(self.client, data, pacer, to_upstream=False):
                     return
@@ -267,6 +276,16 @@ class _Connection:
             self._stall_at = chunk_start + scan_from + end + rule.after_bytes
         return max(0, min(remaining, self._stall_at - self._position))
 
+    def _hold_fires(self, data: bytes) -> bool:
+        pattern = self.proxy._current_hold()
+        if pattern is None or self._holding:
+            return False
+        if pattern is not self._hold_pattern:
+            self._hold_pattern = pattern
+            self._hold_matcher = _Matcher(pattern)
+        assert self._hold_matcher is not None
+        return self._hold_matcher.feed(data) is not None
+
     def _drop_fires(self, data: bytes) -> bool:
         rule = self.proxy._current_drop_rule()
         if rule is None:
@@ -326,6 +345,7 @@ class TcpProxy:
         self.upstream = (upstream_host, upstream_port)
         self.stalled = threading.Event()
         self.dropped = threading.Event()
+        self.held = threading.Event()
         self._changed = threading.Condition()
         self._listener: socket.socket | None = None
         self._listener_open = False
@@ -335,6 +355,7 @@ class TcpProxy:
         self._rate: float | None = None
         self._stall: _StallRule | None = None
         self._drop: _DropRule | None = None
+        self._hold: bytes | None = None
         self._bytes_to_upstream = 0
         self._bytes_to_client = 0
         self._connections_accepted = 0
@@ -428,9 +449,21 @@ class TcpProxy:
             self._changed.notify_all()
 
     def release(self) -> None:
-        """Let stalled connections carry on as if nothing happened."""
+        """Let stalled connections, and held replies, carry on as if nothing happened."""
         with self._changed:
             self._stall = None
+            self._hold = None
+            self._changed.notify_all()
+
+    def hold_replies(self, match: bytes) -> None:
+        """Relay every client message, but hold the upstream's replies on connections whose
+        client bytes contain ``match`` (from the reply to that message on) until release():
+        the upstream has done the work, the client does not know yet."""
+        if not match:
+            raise ValueError("match must not be empty")
+        with self._changed:
+            self.held.clear()
+            self._hold = match
             self._changed.notify_all()
 
     def drop_after(
@@ -544,6 +577,19 @@ class TcpProxy:
     def _current_stall_rule(self) -> _StallRule | None:
         with self._changed:
             return self._stall
+
+    def _current_hold(self) -> bytes | None:
+        with self._changed:
+            return self._hold
+
+    def _wait_while_holding(self, connection: _Connection) -> bool:
+        """Block until the held replies are released; False if the connection closed."""
+        self.held.set()
+        with self._changed:
+            while self._hold is not None and not connection.closed.is_set():
+                self._changed.wait(POLL_INTERVAL)
+            connection._holding = False
+        return not connection.closed.is_set()
 
     def _current_drop_rule(self) -> _DropRule | None:
         with self._changed:

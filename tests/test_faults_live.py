@@ -5,7 +5,9 @@ the stored objects inspected:
 - a gunicorn timeout (``SystemExit`` in the worker) while the replaced object's delete hangs;
 - a COMMIT that PostgreSQL carried out but whose answer was lost (a proxy drops it);
 - a storage PUT that stalls while another write of the same team goes on;
-- parallel uploads racing for the last of the team's storage.
+- parallel uploads racing for the last of the team's storage;
+- a storage PUT answered, or a locked write reached, only after the reconciler ran;
+- a worker killed mid-upload, whose reservation must not hold the team's quota for long.
 
 In every case nothing is lost: the committed rows say what each object is, and
 ``reconcile_storage`` finishes what the request could not."""
@@ -13,24 +15,29 @@ In every case nothing is lost: the committed rows say what each object is, and
 import hashlib
 import io
 import json
+import os
+import signal
 import socket
 import struct
 import threading
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from releases.models import LedgerEntry, Release, ReleaseFile
 from teams.models import Team
 from tests.helpers import (
     attach_file,
     make_jar,
+    put_release,
     read_object,
     release_url,
     stored_objects,
@@ -276,7 +283,9 @@ def test_a_lost_commit_acknowledgement_deletes_nothing_the_database_references(p
             assert proxy.dropped.is_set()
             media = server.media
 
-    assert response.status_code == 500, response.text
+    # The connection was lost, so the outcome is unknown to the service: a 503 asks for a
+    # retry (an update is idempotent; Idempotency-Key makes a create so too).
+    assert response.status_code == 503, response.text
     assert response.json()["result"]["code"] == "INTERNAL_SERVER_ERROR"
     row = ReleaseFile.objects.get(release=prepared.release)  # committed after all
     assert row.key != prepared.old_file.key
@@ -364,3 +373,147 @@ def test_parallel_uploads_racing_for_the_quota_never_pass_it_together(world, s3,
     assert stored_objects() == sorted(rows)
     assert Team.objects.get(pk=world.team.pk).storage_used_bytes == 3 * size
     assert not LedgerEntry.objects.exists()
+
+
+# --- The reconciler and leases against writes in flight ------------------------------------
+
+
+def reconcile_with_a_one_minute_grace():
+    """``reconcile_storage --older-than 1``, with every ledger entry made five minutes ago."""
+    LedgerEntry.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    out, err = io.StringIO(), io.StringIO()
+    call_command("reconcile_storage", "--older-than", "1", stdout=out, stderr=err)
+
+
+def assert_nothing_lost(world, response):
+    """A 200 references an object that exists; anything else references nothing new."""
+    row = ReleaseFile.objects.get(release=world.release)
+    if response.status_code == 200:
+        assert response.json()["data"]["file"]["key"] == row.key
+        assert read_object(row.key) == NEW_BUILD
+    else:
+        assert response.status_code == 503, response.text
+        assert row.key == world.old_file.key
+    assert not LedgerEntry.objects.filter(state="UPLOADING").exists()
+
+
+def test_a_put_answered_after_the_reconciler_ran_loses_nothing(s3, prepared, tmp_path):
+    """The store wrote the object but its answer is late (past the reconciler's grace): the
+    upload's lease still holds, so the reconciler leaves it, and the write references it."""
+    outcome = {}
+    with proxy_to(s3.endpoint) as proxy:
+        env = s3_env(s3, f"http://{proxy.address}", AWS_S3_READ_TIMEOUT="60")
+        with live_server(tmp_path, extra_env=env) as server:
+            # The answer to the whole body (not the "100 Continue" before it): the store has
+            # written the object when the answer is held.
+            proxy.hold_replies(NEW_BUILD[-64:])
+
+            def upload():
+                outcome["response"] = put_file(
+                    server, prepared, destructive(prepared), ("new.jar", NEW_BUILD)
+                )
+
+            uploader = threading.Thread(target=upload)
+            uploader.start()
+            try:
+                assert proxy.held.wait(TIMEOUT), "the upload never reached the storage"
+                reconcile_with_a_one_minute_grace()
+            finally:
+                proxy.release()
+                uploader.join(TIMEOUT)
+
+    assert outcome["response"].status_code == 200, outcome["response"].text
+    assert_nothing_lost(prepared, outcome["response"])
+
+
+def test_an_update_waiting_for_the_team_lock_while_the_reconciler_runs_loses_nothing(
+    s3, prepared, tmp_path
+):
+    """The upload is stored, then its locked write waits for the team's lock, held here while
+    the reconciler runs with a one-minute grace over a reservation made long ago."""
+    outcome = {}
+    with proxy_to(s3.endpoint) as proxy:
+        env = s3_env(s3, f"http://{proxy.address}", AWS_S3_READ_TIMEOUT="60")
+        with live_server(tmp_path, extra_env=env) as server:
+            proxy.hold_replies(b"PUT ")
+
+            def upload():
+                outcome["response"] = put_file(
+                    server, prepared, destructive(prepared), ("new.jar", NEW_BUILD)
+                )
+
+            uploader = threading.Thread(target=upload)
+            uploader.start()
+            try:
+                assert proxy.held.wait(TIMEOUT), "the upload never reached the storage"
+                with transaction.atomic():
+                    Team.objects.select_for_update().get(pk=prepared.team.pk)
+                    proxy.release()
+                    # Sequencing, not timing: the write gets its answer and queues.
+                    time.sleep(1)
+                    assert uploader.is_alive()
+                    reconcile_with_a_one_minute_grace()
+            finally:
+                proxy.release()
+                uploader.join(TIMEOUT)
+
+    assert outcome["response"].status_code == 200, outcome["response"].text
+    assert_nothing_lost(prepared, outcome["response"])
+
+
+def test_a_killed_workers_reservation_lapses_and_frees_the_quota(client, s3, prepared, tmp_path):
+    """kill -9 while the upload's PUT is in flight: its reservation stops being renewed and
+    lapses within the lease, after which an upload at the edge of the quota succeeds; the
+    reconciler then removes what the dead upload left, and nothing else."""
+    target = prepared.other_release
+    old_size = prepared.old_file.size
+    Team.objects.filter(pk=prepared.team.pk).update(
+        storage_limit_bytes=old_size + len(NEW_BUILD) + 100
+    )
+    with proxy_to(s3.endpoint) as proxy:
+        env = s3_env(s3, f"http://{proxy.address}", STORAGE_LEASE_SECONDS="3")
+        with live_server(tmp_path, extra_env=env) as server:
+            proxy.stall_upstream(after_bytes=1000, match=b"PUT ")
+            uploader = threading.Thread(target=upload_ignoring_errors, args=(server, prepared))
+            uploader.start()
+            assert proxy.stalled.wait(TIMEOUT), "the upload never reached the storage"
+            dead = LedgerEntry.objects.get(state="UPLOADING")
+            for pid in server.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+            uploader.join(TIMEOUT)
+            proxy.release()
+
+    assert LedgerEntry.objects.get(pk=dead.pk).state == "UPLOADING"
+    deadline = time.monotonic() + TIMEOUT
+    while (
+        lease := LedgerEntry.objects.get(pk=dead.pk).lease_expires_at
+    ) and lease >= timezone.now():
+        assert time.monotonic() < deadline, "the dead upload's lease never lapsed"
+        time.sleep(0.2)
+    retry = put_release(
+        client,
+        prepared.team.id,
+        target.id,
+        key=prepared.key,
+        data=update_data(target),
+        file=("new.jar", NEW_BUILD),
+    )
+
+    assert retry.status_code == 200, retry.content
+    reconcile()
+    rows = sorted(ReleaseFile.objects.filter(team=prepared.team).values_list("key", flat=True))
+    assert len(rows) == 2 and stored_objects() == rows
+    assert read_object(prepared.old_file.key) == OLD_BUILD
+    assert read_object(ReleaseFile.objects.get(release=target).key) == NEW_BUILD
+    assert not LedgerEntry.objects.exists()
+    team = Team.objects.get(pk=prepared.team.pk)
+    assert team.storage_used_bytes == old_size + len(NEW_BUILD) <= team.storage_limit_bytes
+
+
+def upload_ignoring_errors(server, world):
+    """The upload the test kills the worker under: its client sees the connection die."""
+    release = world.other_release
+    try:
+        put_file(server, world, update_data(release), ("new.jar", NEW_BUILD), release=release)
+    except requests.RequestException:
+        pass
