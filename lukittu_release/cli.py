@@ -67,6 +67,11 @@ def common_options() -> argparse.ArgumentParser:
         f"default {config.DEFAULT_TIMEOUT:g}; connecting: at most 10)",
     )
     group.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a plain http:// API URL to another machine (refused without it)",
+    )
     return common
 
 
@@ -135,6 +140,7 @@ def build_parser() -> Parser:
     download.add_argument("--version", dest="release_version", metavar="V")
     download.add_argument("--branch", metavar="NAME")
     download.add_argument("-o", "--output", type=Path, metavar="FILE", help="file or folder")
+    download.add_argument("--force", action="store_true", help="replace an existing file")
     return parser
 
 
@@ -192,6 +198,7 @@ def download_options(
         version=args.release_version,
         branch=args.branch,
         output=args.output,
+        force=args.force,
     )
 
 
@@ -215,7 +222,10 @@ class Output:
         return text
 
     def out(self, text: str) -> None:
-        self.stdout.write(self.mask(text) + "\n")
+        self.write(text + "\n")
+
+    def write(self, text: str) -> None:
+        self.stdout.write(self.mask(text))
         self.stdout.flush()
 
     def err(self, text: str) -> None:
@@ -233,11 +243,19 @@ def run_command(
     *,
     sleep: Callable[[float], None],
     rand: Callable[[], float],
-) -> commands.Outcome:
+) -> None:
+    """Runs the command and prints its outcome, while its connection is open: a listing is
+    fetched page by page as it is printed."""
     is_download = args.command == "download"
     output.hide(getattr(args, "api_key", None), getattr(args, "license_key", None))
     output.hide(environ.get(config.ENV_API_KEY), environ.get(config.ENV_LICENSE_KEY))
     settings = config.load_settings(args, environ, need_api_key=not is_download)
+    if settings.plain_http_elsewhere:
+        output.warn(
+            f"{settings.api_url} is plain http:// to another machine: "
+            + ("the license key" if is_download else "the API key")
+            + " and every answer cross the network readable by anyone on the way (--insecure)"
+        )
     client = ApiClient(
         settings.api_url,
         api_key=settings.api_key,
@@ -255,21 +273,41 @@ def run_command(
             warn=output.warn,
             progress=lambda label: progress_for(output.stderr, label, enabled=show_progress),
         )
-        if args.command == "publish":
-            return commands.publish(ctx, publish_options(args))
-        if args.command == "get":
-            return commands.get_release(ctx, uuid_argument(args.release_id, "RELEASE_ID"))
-        if args.command == "list":
-            return commands.list_releases(
-                ctx,
-                product_id=uuid_argument(args.product, "--product") if args.product else None,
-                status=args.status,
-                search=args.search,
-                page=args.page,
-            )
-        if args.command == "delete":
-            return commands.delete_release(ctx, uuid_argument(args.release_id, "RELEASE_ID"))
-        return commands.download(ctx, download_options(args, environ))
+        print_outcome(dispatch(ctx, args, environ), output, getattr(args, "json", False))
+
+
+def dispatch(
+    ctx: commands.Context, args: argparse.Namespace, environ: Mapping[str, str]
+) -> commands.Outcome:
+    if args.command == "publish":
+        return commands.publish(ctx, publish_options(args))
+    if args.command == "get":
+        return commands.get_release(ctx, uuid_argument(args.release_id, "RELEASE_ID"))
+    if args.command == "list":
+        return commands.list_releases(
+            ctx,
+            product_id=uuid_argument(args.product, "--product") if args.product else None,
+            status=args.status,
+            search=args.search,
+            page=args.page,
+        )
+    if args.command == "delete":
+        return commands.delete_release(ctx, uuid_argument(args.release_id, "RELEASE_ID"))
+    return commands.download(ctx, download_options(args, environ))
+
+
+def print_outcome(outcome: commands.Outcome, output: Output, as_json: bool) -> None:
+    """The data as JSON (``--json``), else the lines; either may be made as it is printed, so
+    an error can still come part way (the exit status says so)."""
+    if not as_json:
+        for line in outcome.lines:
+            output.out(line)
+    elif outcome.json_text is None:
+        output.out(json.dumps(outcome.data, indent=2))
+    else:
+        for piece in outcome.json_text:
+            output.write(piece)
+        output.out("")
 
 
 def report_error(error: CliError, output: Output, as_json: bool) -> int:
@@ -303,7 +341,7 @@ def main(
         with contextlib.redirect_stdout(output.stdout):
             args = build_parser().parse_args(argv)
         as_json = getattr(args, "json", False)
-        outcome = run_command(args, environ, output, sleep=sleep, rand=rand)
+        run_command(args, environ, output, sleep=sleep, rand=rand)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else int(ExitCode.ERROR)
     except CliError as error:
@@ -311,9 +349,4 @@ def main(
     except KeyboardInterrupt:
         output.err(f"{PROG}: interrupted")
         return INTERRUPTED
-    if as_json:
-        output.out(json.dumps(outcome.data, indent=2))
-    else:
-        for line in outcome.lines:
-            output.out(line)
     return int(ExitCode.OK)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
+import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from lukittu_release.errors import (
     ApiError,
     ChecksumMismatch,
     CliError,
+    FileExists,
     NotFoundError,
     UsageError,
 )
@@ -41,8 +45,12 @@ class Context:
 
 @dataclass
 class Outcome:
+    """``lines`` may be made as they are printed (a listing, page by page); so may the
+    ``--json`` output (``json_text``, pieces of one document, printed instead of ``data``)."""
+
     data: Any
-    lines: list[str] = field(default_factory=list)
+    lines: Iterable[str] = field(default_factory=list)
+    json_text: Iterable[str] | None = None
 
 
 def dev_path(team_id: str, *parts: str) -> str:
@@ -357,17 +365,61 @@ def list_releases(
     search: str | None = None,
     page: int | None = None,
 ) -> Outcome:
-    """One page (``page``), or every page joined into one list."""
+    """One page (``page``), or every page as one list, printed as the pages arrive: only one
+    page is held at a time, however long the list."""
     path = dev_path(ctx.team_id, "releases")
     params: dict[str, Any] = {"productId": product_id, "status": status, "search": search}
     if page is not None:
         data = ctx.client.request("GET", path, params={**params, "page": page}).data
-    else:
-        releases = list(paged(ctx, path, {**params, "pageSize": PAGE_SIZE}, "releases"))
-        data = {"releases": releases, "hasNextPage": False, "totalResults": len(releases)}
-    lines = [release_row(release) for release in data["releases"]]
-    lines.append(f"{len(data['releases'])} shown, {data['totalResults']} in all")
-    return Outcome(data, lines)
+        lines = [release_row(release) for release in data["releases"]]
+        lines.append(f"{len(data['releases'])} shown, {data['totalResults']} in all")
+        return Outcome(data, lines)
+    pages = paged(ctx, path, {**params, "pageSize": PAGE_SIZE}, "releases")
+    # The first page before anything is printed: a refused request (a wrong key) is an error
+    # alone, not one after the start of a listing.
+    first = list(itertools.islice(pages, 1))
+    counted = Counted(itertools.chain(first, pages))
+
+    def summary() -> dict[str, Any]:
+        return {"hasNextPage": False, "totalResults": counted.count}
+
+    return Outcome(None, listing_rows(counted), json_listing("releases", counted, summary))
+
+
+class Counted:
+    """Items passed through, counted (for the summary that follows them)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def listing_rows(releases: Counted) -> Iterator[str]:
+    for release in releases:
+        yield release_row(release)
+    yield f"{releases.count} shown, {releases.count} in all"
+
+
+def json_listing(
+    key: str, items: Iterable[Any], tail: Callable[[], dict[str, Any]]
+) -> Iterator[str]:
+    """``json.dumps({key: [*items], **tail()}, indent=2)``, a piece at a time: the items as
+    they come, then the fields ``tail`` gives once they have all been seen."""
+    yield "{\n  " + json.dumps(key) + ": ["
+    empty = True
+    for item in items:
+        text = json.dumps(item, indent=2).replace("\n", "\n    ")
+        yield ("\n    " if empty else ",\n    ") + text
+        empty = False
+    yield "]" if empty else "\n  ]"
+    for name, value in tail().items():
+        yield f",\n  {json.dumps(name)}: {json.dumps(value, indent=2)}"
+    yield "\n}"
 
 
 def delete_release(ctx: Context, release_id: str) -> Outcome:
@@ -396,6 +448,7 @@ class DownloadOptions:
     version: str | None = None
     branch: str | None = None
     output: Path | None = None
+    force: bool = False  # replace an existing file
 
     def params(self) -> dict[str, Any]:
         return {
@@ -413,6 +466,7 @@ class Received:
     target: Path
     size: int
     sha256: str
+    # What the service itself said (its own answer, never a redirect target's).
     announced_sha256: str | None
     version: str | None
     redirected: bool
@@ -456,17 +510,36 @@ def announced_length(response: httpx.Response) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def save_response(response: httpx.Response, output: Path | None, progress: Progress) -> Received:
-    """Streams the body to ``<target>.part``, hashing it; removed again on any failure."""
-    target = target_path(output, response)
-    part = target.with_name(target.name + ".part")
+def refuse_to_overwrite(target: Path, force: bool) -> None:
+    if not force and (target.exists() or target.is_symlink()):
+        raise FileExists(
+            f"{target} exists: pass --force to replace it, or -o another path",
+            path=str(target),
+        )
+
+
+def services_answer(response: httpx.Response) -> httpx.Response:
+    """The answer of the service itself: the first one, when a redirect was followed. Only
+    its headers are the service's word; a storage host's are not (it could be anyone's)."""
+    return response.history[0] if response.history else response
+
+
+def save_response(
+    response: httpx.Response, options: DownloadOptions, progress: Progress
+) -> Received:
+    """Streams the body to a new temporary file next to the target, hashing it; removed
+    again on any failure. An existing target is refused before a byte is read."""
+    target = target_path(options.output, response)
+    refuse_to_overwrite(target, options.force)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    part = Path(name)
     digest = hashlib.sha256()
     size = 0
     try:
-        with part.open("wb") as handle:
+        with os.fdopen(handle, "wb") as stream:
             progress.start(announced_length(response))
             for chunk in response.iter_bytes(CHUNK_SIZE):
-                handle.write(chunk)
+                stream.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
                 progress.advance(len(chunk))
@@ -475,16 +548,33 @@ def save_response(response: httpx.Response, output: Path | None, progress: Progr
         with contextlib.suppress(OSError):
             part.unlink()
         raise
-    announced = response.headers.get("X-Checksum-SHA256")
+    service = services_answer(response)
+    announced = service.headers.get("X-Checksum-SHA256")
     return Received(
         part=part,
         target=target,
         size=size,
         sha256=digest.hexdigest(),
         announced_sha256=announced.strip().lower() if announced else None,
-        version=response.headers.get("X-Version"),
+        version=service.headers.get("X-Version"),
         redirected=bool(response.history),
     )
+
+
+def move_into_place(received: Received, force: bool) -> None:
+    """The checked file under its name. Without ``force``, a file that appeared there
+    meanwhile is kept (a hard link fails where a rename would replace it)."""
+    if force:
+        os.replace(received.part, received.target)
+        return
+    try:
+        os.link(received.part, received.target)
+    except FileExistsError:
+        refuse_to_overwrite(received.target, force)
+    except OSError:
+        # No hard links on this file system: check, then rename.
+        refuse_to_overwrite(received.target, force)
+        os.replace(received.part, received.target)
 
 
 def expected_sha256(ctx: Context, options: DownloadOptions) -> tuple[str, str | None]:
@@ -499,13 +589,18 @@ def expected_sha256(ctx: Context, options: DownloadOptions) -> tuple[str, str | 
 
 
 def download(ctx: Context, options: DownloadOptions) -> Outcome:
-    """The licensed plain download: streamed with ``X-Checksum-SHA256``, or a redirect to a
-    presigned storage URL (followed), checked against ``releases/latest``."""
+    """The licensed plain download: streamed by the service, or a redirect to a presigned
+    storage URL (followed). The bytes are checked against the SHA-256 the service gave:
+    its answer's ``X-Checksum-SHA256`` (on the stream or on the redirect), else what
+    ``releases/latest`` describes; never against a header of the storage's answer."""
+    if options.output is not None and not options.output.is_dir():
+        # Known before the request: refused before a seat is taken.
+        refuse_to_overwrite(options.output, options.force)
     progress = ctx.progress("downloading")
     received = ctx.client.stream(
         client_path(ctx.team_id, "releases", "download"),
         params=options.params(),
-        consume=lambda response: save_response(response, options.output, progress),
+        consume=lambda response: save_response(response, options, progress),
     )
     try:
         expected, version = received.announced_sha256, received.version
@@ -521,7 +616,7 @@ def download(ctx: Context, options: DownloadOptions) -> Outcome:
                 expected=expected,
                 actual=received.sha256,
             )
-        os.replace(received.part, received.target)
+        move_into_place(received, options.force)
     finally:
         with contextlib.suppress(OSError):
             received.part.unlink()

@@ -5,6 +5,7 @@ it came from. The API key and license keys are never echoed, not even in an erro
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import uuid
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ class Settings:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
     timeout: float = DEFAULT_TIMEOUT
+    # http:// to another machine, allowed by --insecure: worth a warning on every run.
+    plain_http_elsewhere: bool = False
 
 
 def pick(flag_value: Any, flag: str, environ: Mapping[str, str], variable: str) -> Setting:
@@ -75,6 +78,31 @@ def parse_api_url(setting: Setting) -> str:
     if parts.query or parts.fragment:
         raise ConfigError(f"{setting.source} must not have a query or fragment (got {text!r})")
     return text.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """This machine: a loopback address, or ``localhost`` (RFC 6761 keeps it here)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_elsewhere(api_url: str, source: str, *, insecure: bool) -> bool:
+    """Whether ``api_url`` is http:// to another machine, where the API key or license key
+    and every answer would cross the network in clear: refused unless ``insecure``."""
+    parts = urlsplit(api_url)
+    if parts.scheme != "http" or is_loopback(parts.hostname or ""):
+        return False
+    if not insecure:
+        raise ConfigError(
+            f"{source} is plain http:// to another machine ({parts.hostname}): keys and "
+            "answers would cross the network in clear; use https:// (or pass --insecure)"
+        )
+    return True
 
 
 def parse_uuid(text: str, source: str) -> str:
@@ -145,7 +173,9 @@ def load_settings(args: Any, environ: Mapping[str, str], *, need_api_key: bool) 
         names = ", ".join(missing[:-1]) + " and " + missing[-1]
         raise ConfigError(f"{names} are not set: export them (or pass the flags)")
 
-    api_url = parse_api_url(pick(flag("api_url"), "--api-url", environ, ENV_API_URL))
+    url_setting = pick(flag("api_url"), "--api-url", environ, ENV_API_URL)
+    api_url = parse_api_url(url_setting)
+    insecure = plain_http_elsewhere(api_url, url_setting.source, insecure=bool(flag("insecure")))
     team = pick(flag("team_id"), "--team-id", environ, ENV_TEAM_ID)
     team_id = parse_uuid(required(team, "--team-id"), team.source)
     api_key = None
@@ -173,6 +203,7 @@ def load_settings(args: Any, environ: Mapping[str, str], *, need_api_key: bool) 
             DEFAULT_TIMEOUT,
             allow_zero=False,
         ),
+        plain_http_elsewhere=insecure,
     )
 
 

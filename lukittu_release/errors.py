@@ -9,7 +9,7 @@ from typing import Any
 class ExitCode(IntEnum):
     OK = 0
     ERROR = 1  # anything not below (a 400 the server refused, a local file problem, ...)
-    USAGE = 2  # bad arguments or configuration
+    USAGE = 2  # bad arguments or configuration (an existing download target without --force)
     NOT_FOUND = 3  # 404: release, product, branch, license
     CONFLICT = 4  # 409, 412, 422
     AUTH = 5  # 401, 403
@@ -70,6 +70,13 @@ class UsageError(CliError):
 class ConfigError(CliError):
     exit_code = ExitCode.USAGE
     kind = "config"
+
+
+class FileExists(CliError):
+    """The download's target exists, and ``--force`` was not given."""
+
+    exit_code = ExitCode.USAGE
+    kind = "file_exists"
 
 
 class NotFoundError(CliError):

@@ -4,7 +4,8 @@ database (tests/live.py), as a vendor's CI runs it.
 - publish a new version with its file (SHA-256 verified, latest set), then the same version
   again (an update of that release, not a second one);
 - get, list and delete with --json;
-- the licensed plain download, streamed from local files and redirected to S3;
+- the licensed plain download, streamed from local files and redirected to S3 (checked
+  against the SHA-256 the service's redirect names);
 - a create whose answer is lost on the way back (tests/tcp_proxy.py) still ends as one release;
 - branches by name (runs once the products/branches API is routed)."""
 
@@ -245,9 +246,17 @@ def test_download_of_the_plain_licensed_download(server, world, tmp_path):
     }
     assert license_key not in err
     # 0.9.0 has no file: nothing to deliver.
-    code, missing, _ = cli(server.url, world, *args, "--version", "0.9.0", "-o", str(target))
+    other = target.with_name("old.jar")
+    code, missing, _ = cli(server.url, world, *args, "--version", "0.9.0", "-o", str(other))
     assert code == 3
     assert missing["error"]["message"] == "Release not found"
+    assert not other.exists()
+    # The file is there already: refused before anything is asked, unless --force.
+    code, exists, _ = cli(server.url, world, *args, "-o", str(target))
+    assert (code, exists["error"]["kind"]) == (2, "file_exists")
+    code, _, _ = cli(server.url, world, *args, "-o", str(target), "--force")
+    assert code == 0
+    assert target.read_bytes() == path.read_bytes()
 
 
 def s3_env(s3: Any) -> dict[str, str]:
@@ -260,7 +269,8 @@ def s3_env(s3: Any) -> dict[str, str]:
     }
 
 
-def test_download_redirected_to_s3_is_checked_against_latest(s3, world, tmp_path):
+def test_download_redirected_to_s3_is_checked_against_the_services_checksum(s3, world, tmp_path):
+    """The service's redirect names the SHA-256; S3's answer is not asked for one."""
     license, license_key = license_create(team=world.team)
     world.product.licenses.add(license)
     path, sha256 = build_file(tmp_path / "dist", "app.jar", "from the bucket")
@@ -283,7 +293,7 @@ def test_download_redirected_to_s3_is_checked_against_latest(s3, world, tmp_path
         code, fetched, err = cli(running.url, world, *args, "-o", str(target))
     assert code == 0, err
     assert target.read_bytes() == path.read_bytes()
-    assert (fetched["redirected"], fetched["checksumSource"]) == (True, "releases/latest")
+    assert (fetched["redirected"], fetched["checksumSource"]) == (True, "X-Checksum-SHA256")
     assert (fetched["sha256"], fetched["version"]) == (sha256, "2.0.0")
 
 
