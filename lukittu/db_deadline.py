@@ -125,7 +125,13 @@ def answer_deadline() -> float:
 
 def _watched(wrapper: Any, call: Callable[..., Any], seconds: float) -> Callable[..., Any]:
     def watched(*args: Any, **kwargs: Any) -> Any:
-        with _watchdog.watch(wrapper.connection.fileno(), seconds):
+        try:
+            fd = wrapper.connection.fileno()
+        except Exception:
+            # No connection, or a closed one: nothing can wait on its socket, and the call
+            # itself reports what is wrong.
+            return call(*args, **kwargs)
+        with _watchdog.watch(fd, seconds):
             return call(*args, **kwargs)
 
     return watched

@@ -296,6 +296,26 @@ def test_stall_with_match_catches_a_request_on_a_keep_alive_connection(
         assert read_line(client) == b"ok PUT /c\n"
 
 
+@with_upstream("lines")
+def test_hold_replies_lets_the_message_through_and_holds_only_its_answer(
+    upstream: Upstream,
+) -> None:
+    with TcpProxy("127.0.0.1", upstream.port) as proxy, connect(proxy) as client:
+        assert request(client, b"HEAD /a") == b"ok HEAD /a\n"
+        proxy.hold_replies(b"PUT ")
+
+        client.sendall(b"PUT /c\n")
+        assert proxy.held.wait(IO_TIMEOUT)
+        # The upstream has the whole message (it did the work); the client hears nothing.
+        wait_until(lambda: upstream.received.endswith(b"PUT /c\n"))
+        assert_no_reply_yet(client)
+        with connect(proxy) as other:
+            assert request(other, b"HEAD /d") == b"ok HEAD /d\n"
+
+        proxy.release()
+        assert read_line(client) == b"ok PUT /c\n"
+
+
 # --- Dropping a reply -------------------------------------------------------------------------
 
 
