@@ -105,36 +105,34 @@ def hit(
     ``_``, ``:``, ``-``, at most 100 characters), else as its SHA-256; pass an id or a digest
     rather than a secret. Fails open: if the cache cannot be reached, the failure is logged
     and the request is allowed (``counted`` False)."""
-    for rate in (limit, period), *([(watch.limit, watch.period)] if watch else []):
-        if rate[0] < 0 or rate[1] < 1:
-            raise ValueError(f"a rate needs limit >= 0 and period >= 1, not {rate[0]}/{rate[1]}")
+    _check_rate(limit, period)
+    if watch is not None:
+        _check_rate(watch.limit, watch.period)
     now = time.time()
     key, reset = _window(scope, identity, period, now)
-    watched = _window(watch.scope, watch.identity, watch.period, now) if watch else None
+    peek, peek_reset = _window(watch.scope, watch.identity, watch.period, now) if watch else ("", 0)
     try:
-        count, watched_count = _count(key, timeout=period + 1, peek=watched and watched[0])
+        count, watched_count = _count(key, timeout=period + 1, peek=peek or None)
     except Exception:
         # An unreachable cache must not stop releases from being published.
         logger.exception("Rate limit cache unavailable; request allowed")
         return RateResult(
             count=0, limit=limit, remaining=limit, reset=reset, allowed=True, counted=False
         )
-    if watch is not None and watched is not None and watched_count >= watch.limit:
-        return RateResult(
-            count=count,
-            limit=limit,
-            remaining=max(0, limit - count),
-            reset=watched[1],
-            allowed=False,
-            refused_by=watch.scope,
-        )
+    refused_by = watch.scope if watch is not None and watched_count >= watch.limit else None
     return RateResult(
         count=count,
         limit=limit,
         remaining=max(0, limit - count),
-        reset=reset,
-        allowed=count <= limit,
+        reset=peek_reset if refused_by else reset,
+        allowed=refused_by is None and count <= limit,
+        refused_by=refused_by,
     )
+
+
+def _check_rate(limit: int, period: int) -> None:
+    if limit < 0 or period < 1:
+        raise ValueError(f"a rate needs limit >= 0 and period >= 1, not {limit}/{period}")
 
 
 # One redis-py client per Django cache client (Django's caches are per thread, and so are
