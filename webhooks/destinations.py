@@ -6,8 +6,8 @@ every block of IANA's IPv4 and IPv6 special-purpose address registries, listed b
 multicast; IPv6 global unicast only; an IPv4-mapped or NAT64 address judged by the IPv4 address
 it carries), or the attempt is refused. The request then goes to the address that was checked
 (``Destination.address``), with the URL's host in ``Host`` and in TLS (SNI and the certificate
-check), so a second DNS answer cannot send it elsewhere (DNS rebinding). ``WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS`` lifts the address
-rule for development and tests.
+check), so a second DNS answer cannot send it elsewhere (DNS rebinding).
+``WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS`` lifts the address rule for development and tests.
 """
 
 import ipaddress
