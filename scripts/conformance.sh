@@ -59,8 +59,10 @@ export SECURE_SSL_REDIRECT=false  # schemathesis talks plain HTTP to gunicorn
 export LOG_LEVEL=WARNING
 # The run sends thousands of requests with one key; at the default limit nearly every response
 # would be the (documented) 429, so the limits are raised for it (the Client API's too: one
-# address, one license key).
+# address, one license key; and the failed authentications that the auth checks send, all from
+# one address).
 export DEV_API_RATE=1000000/minute
+export DEV_API_AUTH_FAILURE_RATE=1000000/minute
 export CLIENT_IP_RATE=1000000/minute
 export CLIENT_LICENSE_RATE=1000000/minute
 
