@@ -224,7 +224,7 @@ def count_auth_failure(request: Request) -> RateResult | None:
 
 class ApiKeyRateThrottle(BaseThrottle):
     """``DEV_API_RATE`` requests per API key, for every Developer API request that
-    authenticated (a failed authentication is answered before anything is counted). In the
+    authenticated (a failed one is counted against its address instead). In the
     same round trip it reads the caller's address's failed authentications: an address that
     has used those up is refused even with a valid key, so a list of guessed or leaked keys
     cannot be tried past the limit (a right one would otherwise stand out as the only 200)."""
