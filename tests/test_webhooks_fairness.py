@@ -130,6 +130,30 @@ def test_an_attempt_that_cannot_be_recorded_costs_the_others_nothing(world, fast
     assert set(others.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
 
 
+def test_a_failed_claim_still_records_the_attempts_in_flight(world, fast, monkeypatch):
+    make_endpoint(world.team, fast.url)
+    make_endpoint(world.team, fast.url)
+    emit(world.team, "release.updated", {"id": "a"})
+    claim_to_send = sender._claim_to_send
+    calls = []
+
+    def second_claim_failing(delivery_id):
+        calls.append(delivery_id)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return claim_to_send(delivery_id)
+
+    monkeypatch.setattr(sender, "_claim_to_send", second_claim_failing)
+
+    with pytest.raises(RuntimeError):
+        sender.sweep()
+
+    (attempt,) = WebhookAttempt.objects.all()
+    assert attempt.status_code == 200
+    assert attempt.delivery.state == DeliveryState.DELIVERED
+    assert WebhookDelivery.objects.get(pk=calls[1]).attempt_count == 0  # never claimed
+
+
 def test_the_log_names_the_url_without_query_or_credentials(world, fast, caplog):
     # Older rows may carry what the URL rule now refuses (credentials).
     # A query parameter whose name says nothing of what it holds.

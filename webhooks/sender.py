@@ -443,8 +443,8 @@ class _Sweep:
         self.in_flight[self.pool.submit(send, delivery)] = _Sending(delivery, token, team_id)
         self.per_team[team_id] += 1
 
-    def collect(self, timeout: float) -> None:
-        """Record the attempts that end within ``timeout``."""
+    def collect(self, timeout: float | None) -> None:
+        """Record the attempts that end within ``timeout`` (None: at least one)."""
         done, _ = wait(self.in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             sending = self.in_flight.pop(future)
@@ -468,8 +468,13 @@ def sweep(*, stop: threading.Event | None = None) -> int:
     concurrency = settings.WEBHOOKS_CONCURRENCY
     with ThreadPoolExecutor(concurrency, thread_name_prefix="webhook-send") as pool:
         run = _Sweep(pool, stop)
-        while True:
-            run.fill()
-            if not run.in_flight:
-                return run.sent
-            run.collect(POLL)
+        try:
+            while True:
+                run.fill()
+                if not run.in_flight:
+                    return run.sent
+                run.collect(POLL)
+        finally:
+            # A failure to claim (the database gone for a moment) still records what was sent.
+            while run.in_flight:
+                run.collect(None)
