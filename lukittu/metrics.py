@@ -79,6 +79,9 @@ RECONCILE_FINDINGS = Counter(
 # first failure, and nothing a client sends can add a series.
 WRITE_FAILURE_REASONS = (
     "storage_unavailable",
+    "storage_busy",
+    "reservation_lapsed",
+    "database_unavailable",
     "storage_limit",
     "incomplete_body",
     "too_large",
@@ -92,10 +95,16 @@ STATIC_ROUTE = "<static>"
 # The routes whose POST, PUT and DELETE write releases (lukittu/urls.py).
 WRITE_ROUTES = frozenset({"release-list", "release-detail"})
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
-# The API's own wording for the two reasons that share a status with client errors.
+# The API's own wording for the reasons that share a status with client errors or with
+# another 503.
 _DETAILS_REASONS = {
     "Storage limit reached": "storage_limit",
     "Incomplete request body": "incomplete_body",
+    "Storage busy; retry the request": "storage_busy",
+    "The upload's storage reservation lapsed before it could be saved; retry the request": (
+        "reservation_lapsed"
+    ),
+    "Database unavailable; retry the request": "database_unavailable",
 }
 _STATUS_REASONS = {503: "storage_unavailable", 413: "too_large", 500: "internal_error"}
 
@@ -166,12 +175,12 @@ def write_failure_reason(request: HttpRequest, response: HttpResponse) -> str | 
         or match.url_name not in WRITE_ROUTES
     ):
         return None
-    if response.status_code in _STATUS_REASONS:
-        return _STATUS_REASONS[response.status_code]
     # The API's errors are DRF responses that still hold the envelope as data.
     data = getattr(response, "data", None)
     details = data.get("result", {}).get("details") if isinstance(data, dict) else None
-    return _DETAILS_REASONS.get(details) if isinstance(details, str) else None
+    if isinstance(details, str) and details in _DETAILS_REASONS:
+        return _DETAILS_REASONS[details]
+    return _STATUS_REASONS.get(response.status_code)
 
 
 def route_of(request: HttpRequest) -> str:

@@ -5,6 +5,7 @@ reconciler's findings); with PROMETHEUS_MULTIPROC_DIR, one scrape adds up every 
 
 import io
 import re
+import threading
 import time
 
 import pytest
@@ -12,14 +13,15 @@ import requests
 from botocore.exceptions import EndpointConnectionError
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.db import OperationalError
 from django.test import Client
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from lukittu import metrics
-from releases import ledger
+from releases import ledger, services
 from releases.models import ReleaseFile
-from releases.storage import release_storage
+from releases.storage import release_storage, storage_slot
 from teams.models import Team
 from tests.helpers import (
     break_storage_writes,
@@ -223,6 +225,39 @@ def test_storage_down_counts_the_failed_write_and_the_reason(client, world, monk
         assert upload(client, world, make_jar()).status_code == 503
 
     assert (unavailable.moved, storage.moved) == (1, 1)
+
+
+def test_a_busy_storage_and_a_lost_database_are_reasons_of_their_own(
+    client, world, monkeypatch, settings
+):
+    """Both answer 503 like a failed storage write, but an operator acts differently on each."""
+    settings.STORAGE_CONCURRENCY = 1
+    settings.STORAGE_BUSY_WAIT = 0.05
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_only_slot():
+        with storage_slot():
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_the_only_slot)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with failures("storage_busy") as busy, failures("storage_unavailable") as unavailable:
+            assert upload(client, world, make_jar()).status_code == 503
+    finally:
+        done.set()
+        holder.join(10)
+
+    def database_gone(team):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_lock_team", database_gone)
+    with failures("database_unavailable") as database:
+        assert upload(client, world, make_jar()).status_code == 503
+
+    assert (busy.moved, unavailable.moved, database.moved) == (1, 0, 1)
 
 
 def test_an_incomplete_body_is_a_failed_write(client, world):
