@@ -13,7 +13,7 @@ RUN_ENV := DEBUG=true
 # The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
 DEMO := var/demo.json
 
-.PHONY: install install-run run fresh test lint format migrate superuser conformance bench clean
+.PHONY: install install-run run fresh test lint format migrate superuser conformance bench image clean
 
 # What running needs; `make run` installs only this.
 $(BIN)/.installed-run: pyproject.toml
@@ -75,6 +75,15 @@ conformance: install
 # gunicorn, all started on 127.0.0.1 by the script (see scripts/bench.py)
 bench: install
 	$(BIN)/python scripts/bench.py
+
+# The container image (Containerfile; see README, "Operating"): with podman if it is installed,
+# else docker. IMAGE names it; IMAGE_BUILD_FLAGS adds options (--build-arg BASE=..., --secret ...).
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
+IMAGE ?= localhost/lukittu-releases:latest
+IMAGE_BUILD_FLAGS ?=
+image:
+	$(CONTAINER_ENGINE) build $(if $(findstring podman,$(CONTAINER_ENGINE)),--format docker) \
+		$(IMAGE_BUILD_FLAGS) -t $(IMAGE) -f Containerfile .
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .env
