@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 
-from lukittu.api import Code, unsupported_media_type
+from lukittu.api import Code, database_unavailable, unsupported_media_type
 from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
@@ -34,6 +34,7 @@ from lukittu.openapi import (
     ref,
     register,
 )
+from releases.ledger import reservation_lapsed
 from releases.models import ReleaseStatus
 from releases.serializers import (
     MAX_LICENSES,
@@ -45,7 +46,7 @@ from releases.serializers import (
     VERSION_PATTERN,
 )
 from releases.services import file_too_large
-from releases.storage import storage_unavailable
+from releases.storage import StorageBusy, storage_unavailable
 
 Schema = dict[str, Any]
 TAG = "Dev - Releases"
@@ -521,6 +522,21 @@ PRODUCT_NOT_FOUND = ErrorCase(
 )
 LATEST_RULE = "Cannot set as latest release when license IDs are provided"
 STORAGE_UNAVAILABLE = ErrorCase.of(storage_unavailable(), "the storage fails or times out")
+STORAGE_BUSY = ErrorCase.of(
+    StorageBusy(),
+    "no storage slot of the process came free within `STORAGE_BUSY_WAIT` seconds (the storage "
+    "is slow or hung); nothing was recorded",
+)
+RESERVATION_LAPSED = ErrorCase.of(
+    reservation_lapsed(),
+    "the upload's reservation lapsed before its write could commit (not renewed for "
+    "`STORAGE_LEASE_SECONDS`); nothing references the new file",
+)
+DATABASE_UNAVAILABLE = ErrorCase.of(
+    database_unavailable(),
+    "the database cannot be reached or did not answer in time, including a commit whose "
+    "answer was lost",
+)
 
 
 def _file_too_large(when: str) -> ErrorCase:
@@ -720,7 +736,10 @@ def update_errors() -> list[ErrorCase]:
         ),
         VERSION_TAKEN,
         *_file_content_errors(),
+        STORAGE_BUSY,
         STORAGE_UNAVAILABLE,
+        RESERVATION_LAPSED,
+        DATABASE_UNAVAILABLE,
         INTERNAL_ERROR,
     ]
 
@@ -748,7 +767,10 @@ def create_errors() -> list[ErrorCase]:
         ),
         VERSION_TAKEN,
         *_file_content_errors(),
+        STORAGE_BUSY,
         STORAGE_UNAVAILABLE,
+        RESERVATION_LAPSED,
+        DATABASE_UNAVAILABLE,
         INTERNAL_ERROR,
     ]
 

@@ -561,7 +561,14 @@ FILE_ERRORS = [
     (400, "BAD_REQUEST", "Invalid JAR file"),
     (400, "BAD_REQUEST", "Main class not found in JAR file"),
     (400, "BAD_REQUEST", "Storage limit reached"),
+    (503, "INTERNAL_SERVER_ERROR", "Storage busy; retry the request"),
     (503, "INTERNAL_SERVER_ERROR", "Storage unavailable"),
+    (
+        503,
+        "INTERNAL_SERVER_ERROR",
+        "The upload's storage reservation lapsed before it could be saved; retry the request",
+    ),
+    (503, "INTERNAL_SERVER_ERROR", "Database unavailable; retry the request"),
     (500, "INTERNAL_SERVER_ERROR", "Internal server error"),
 ]
 ACCESS_ERRORS = [
