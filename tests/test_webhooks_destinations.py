@@ -4,12 +4,14 @@ the URL's host in Host and TLS, and the name is looked up once."""
 
 import ipaddress
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import httpx
 import pytest
 
 from tests.test_webhooks_helpers import make_endpoint, running_receiver
-from webhooks import sender
+from webhooks import destinations, sender
 from webhooks.destinations import (
     DestinationRefused,
     is_public,
@@ -166,6 +168,35 @@ def test_a_name_resolving_to_a_private_address_is_refused(settings, monkeypatch,
     assert (
         "hooks.example.test resolves to a non-public address" in WebhookAttempt.objects.get().error
     )
+
+
+def test_names_that_never_resolve_do_not_hold_up_other_lookups(settings, monkeypatch):
+    """Lookups that hang (one team's names) do not keep another's waiting for a thread."""
+    monkeypatch.setattr(destinations, "RESOLVE_TIMEOUT", 2.0)
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hang.example":
+            release.wait(30)
+        if host == "ok.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    hanging = settings.WEBHOOKS_CONCURRENCY * 2
+    with ThreadPoolExecutor(hanging) as pool:
+        refused = [
+            pool.submit(resolve_destination, "https://hang.example/hooks") for _ in range(hanging)
+        ]
+        try:
+            wait(refused, timeout=3)
+            # Every hanging lookup has timed out, and still holds its thread.
+            assert all(isinstance(f.exception(), DestinationRefused) for f in refused)
+            ok = resolve_destination("https://ok.example/hooks")
+            assert ok.address == ipaddress.ip_address("93.184.216.34")
+        finally:
+            release.set()
 
 
 @pytest.mark.parametrize("host", ["localhost", "[::1]", "[::ffff:127.0.0.1]", "169.254.169.254"])

@@ -12,9 +12,11 @@ check), so a second DNS answer cannot send it elsewhere (DNS rebinding).
 
 import ipaddress
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -69,11 +71,6 @@ NOT_PUBLIC_IPV6 = _networks(
 IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known translation prefix (RFC 6052)
 RESOLVE_TIMEOUT = 10.0
-# As many lookups as a worker has attempts in flight, so one team's names that never resolve
-# do not keep another team's waiting for a thread.
-_resolver = ThreadPoolExecutor(
-    max_workers=settings.WEBHOOKS_CONCURRENCY, thread_name_prefix="webhook-dns"
-)
 
 
 class DestinationRefused(Exception):
@@ -161,12 +158,28 @@ def url_for_log(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
+def _lookup(host: str, port: int) -> Future[list[Any]]:
+    """``getaddrinfo`` in a thread of its own. It cannot be cancelled, so a lookup that hangs
+    keeps its thread until the system resolver gives up; in a shared pool such lookups (one
+    team's names) would keep every other lookup waiting for a thread."""
+    future: Future[list[Any]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as error:  # handed to the waiting caller, not lost in the thread
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="webhook-dns", daemon=True).start()
+    return future
+
+
 def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    future = _lookup(host, port)
     try:
         infos = future.result(timeout=RESOLVE_TIMEOUT)
     except FutureTimeout:
