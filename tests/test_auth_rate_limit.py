@@ -11,6 +11,7 @@ import pytest
 from lukittu import throttling
 from teams.models import ApiKey
 from tests.helpers import assert_error, releases_url
+from tests.test_settings_env import GOOD, load_settings
 
 WINDOW_START = 1_800_000_000  # a multiple of 60
 NOW = WINDOW_START + 15
@@ -133,3 +134,11 @@ def test_the_failures_are_counted_in_redis_and_shared(client, world, settings):
     finally:
         server.delete(name)
         server.close()
+
+
+@pytest.mark.parametrize("value", ["fast", "0/minute"])
+def test_a_bad_failure_rate_stops_the_settings_naming_it(value):
+    result = load_settings({**GOOD, "DEV_API_AUTH_FAILURE_RATE": value})
+
+    assert result.returncode != 0
+    assert "DEV_API_AUTH_FAILURE_RATE" in result.stderr.strip().splitlines()[-1], result.stderr
