@@ -22,7 +22,7 @@ from lukittu.openapi import (
     register,
 )
 from releases.catalog import URL_PATTERN
-from releases.models import NAME_PATTERN
+from releases.models import NAME_PATTERN, NAME_RULE
 from releases.openapi import (
     EXAMPLE_BRANCH_ID,
     EXAMPLE_PRODUCT_ID,
@@ -70,7 +70,7 @@ PRODUCT_BODY = register(
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {**NAME_255, "description": "Not blank; no control characters"},
+            "name": {**NAME_255, "description": f"Not blank. {NAME_RULE}"},
             "url": {
                 "type": "string",
                 "maxLength": 500,
@@ -91,7 +91,7 @@ BRANCH_BODY = register(
         "properties": {
             "name": {
                 **NAME_255,
-                "description": "Not blank; no control characters; unique in the product",
+                "description": f"Not blank; unique in the product. {NAME_RULE}",
             }
         },
         "required": ["name"],

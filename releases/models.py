@@ -31,16 +31,16 @@ def unprintable_ranges() -> tuple[tuple[int, int], ...]:
     return tuple((run.start(), run.end() - 1) for run in re.finditer(b"\x00+", printable))
 
 
-def _class_member(code: int) -> str:
-    # A BMP character as a \uXXXX escape, which Python's re and ECMA-262 read alike; one
-    # beyond it as itself, which both read as one character (ECMA-262 with the u flag).
-    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
-
-
 def _name_pattern() -> str:
+    """The rule as a JSON Schema pattern, exact for the Basic Multilingual Plane: each code
+    point there that ``str.isprintable()`` refuses, as a \\uXXXX escape, which Python's re
+    and ECMA-262 read alike. Beyond it no pattern is read alike (without ECMA-262's u flag a
+    character there is two UTF-16 units, and a range of them no range at all), so there the
+    schema states the rule in words."""
     members = "".join(
-        _class_member(first) + (f"-{_class_member(last)}" if last > first else "")
+        f"\\u{first:04x}" + (f"-\\u{min(last, 0xFFFF):04x}" if last > first else "")
         for first, last in unprintable_ranges()
+        if first <= 0xFFFF
     )
     return f"^[^{members}]*$"
 
@@ -49,6 +49,11 @@ def _name_pattern() -> str:
 # printable characters: a line break, or U+2028 (which Python's header encoding splits a line
 # at), would end a header. NAME_PATTERN is the same rule as the OpenAPI document states it.
 NAME_PATTERN = _name_pattern()
+NAME_RULE = (
+    "Printable characters only, as Python's str.isprintable() has them: no control, format, "
+    "private-use, surrogate or unassigned character, and no separator but the space (the "
+    "pattern states the rule up to U+FFFF)"
+)
 
 
 @deconstructible
