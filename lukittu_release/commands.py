@@ -531,7 +531,12 @@ def save_response(
     again on any failure. An existing target is refused before a byte is read."""
     target = target_path(options.output, response)
     refuse_to_overwrite(target, options.force)
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        handle, name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+    except OSError as error:
+        raise CliError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     part = Path(name)
     digest = hashlib.sha256()
     size = 0

@@ -150,6 +150,16 @@ def test_the_services_file_name_in_a_folder_is_not_overwritten_either(serve, tmp
     assert (tmp_path / "app.jar.part").read_bytes() == b"also mine"
 
 
+def test_a_target_folder_that_does_not_exist_is_an_error_not_a_traceback(serve, tmp_path):
+    server = serve(script(streamed_build()))
+
+    result = run(server.url, *download_args("-o", str(tmp_path / "missing" / "app.jar")))
+
+    assert result.code == 1
+    assert result.json()["error"]["message"].startswith(f"cannot write to {tmp_path / 'missing'}")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- Plain http:// only to this machine ---------------------------------------------------------
 
 
