@@ -42,8 +42,14 @@ def test_every_error_is_not_stored(client, shop, endpoint, settings):
         client.post(endpoint(shop.team.id), params),  # 405
     ]
     settings.CLIENT_IP_RATE = "1/minute"
-    client.get(endpoint(shop.team.id), params)
-    answers.append(client.get(endpoint(shop.team.id), params))  # 429
+    for _ in range(3):
+        # The second of two is over the limit, unless the window ended between them (or a
+        # test run sharing the cache cleared it): then once more.
+        client.get(endpoint(shop.team.id), params)
+        limited = client.get(endpoint(shop.team.id), params)
+        if limited.status_code == 429:
+            break
+    answers.append(limited)
 
     assert [answer.status_code for answer in answers] == [400, 404, 400, 405, 429]
     for answer in answers:
