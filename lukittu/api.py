@@ -127,14 +127,15 @@ def invalid_api_key() -> ApiError:
     )
 
 
-def too_many_auth_failures(retry_after: int) -> ApiError:
+def too_many_auth_failures(retry_after: int, rate_limit: dict[str, str]) -> ApiError:
     """The Developer API's 429 for an address over ``DEV_API_AUTH_FAILURE_RATE``, whatever
-    key it sent, until the window ends in ``retry_after`` seconds."""
+    key it sent, until the window ends in ``retry_after`` seconds; ``rate_limit`` is the
+    ``X-RateLimit-*`` headers of the limit that refused it."""
     return ApiError(
         429,
         Code.RATE_LIMIT,
         "Too many failed authentications from this address",
-        headers={"Retry-After": str(retry_after)},
+        headers={"Retry-After": str(retry_after), **rate_limit},
     )
 
 

@@ -287,7 +287,7 @@ RATE_LIMIT_HEADERS = {
         "headers", name, {"description": description, "required": True, "schema": _INTEGER}
     )
     for name, description in (
-        ("X-RateLimit-Limit", "Requests this API key may make in the current window"),
+        ("X-RateLimit-Limit", "Requests this API key (or address) may make in the window"),
         ("X-RateLimit-Remaining", "Requests left in the current window"),
         ("X-RateLimit-Reset", "Seconds until the window resets"),
     )
@@ -323,7 +323,12 @@ UNAUTHORIZED = ErrorCase.of(
     "no key, or a malformed, unknown, expired or revoked key, another team's key, a deleted team",
 )
 RATE_LIMITED = ErrorCase(
-    429, Code.RATE_LIMIT, "Too many requests", "this API key is over its rate limit"
+    429,
+    Code.RATE_LIMIT,
+    "Too many requests",
+    'this API key is over its rate limit; or, with details "Too many failed authentications '
+    "from this address\", the caller's address made more failed authentications than "
+    "`DEV_API_AUTH_FAILURE_RATE` allows (every request from it is refused until `Retry-After`)",
 )
 INTERNAL_ERROR = ErrorCase.of(
     internal_error(), "anything unexpected, including a database commit whose answer was lost"

@@ -242,7 +242,7 @@ class ApiKeyRateThrottle(BaseThrottle):
         # The view copies these onto the response, a 429 included.
         request.rate_limit = result.headers()
         if result.refused_by == AUTH_FAILURES:
-            raise too_many_auth_failures(result.reset)
+            raise too_many_auth_failures(result.reset, request.rate_limit)
         return result.allowed
 
     def wait(self) -> float:

@@ -114,7 +114,7 @@ def refused(request: Request) -> ApiError:
     counted = count_auth_failure(request)
     if counted is None or counted.allowed:
         return invalid_api_key()
-    return too_many_auth_failures(counted.reset)
+    return too_many_auth_failures(counted.reset, counted.headers())
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -44,6 +44,10 @@ def wrong_key(world, n):
 def assert_too_many(response, retry_after="45"):
     assert_error(response, 429, "Too many failed authentications from this address", "RATE_LIMIT")
     assert response["Retry-After"] == retry_after
+    # The shared 429 component requires the X-RateLimit-* headers: this answer sends them too.
+    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"):
+        assert response.has_header(name), name
+        assert response[name].isdigit(), (name, response[name])
 
 
 def test_sixty_wrong_keys_are_refused_after_the_limit(client, world):
