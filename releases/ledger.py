@@ -65,7 +65,7 @@ def uploads_in_flight(team: Team, *, excluding: str | None = None) -> int:
 def record_upload(*, team: Team, key: str, size: int) -> None:
     """Reserve ``size`` bytes for an object about to be written under ``key``, for one lease.
     The caller holds the team's lock, in a transaction that commits before the write starts,
-    and then has the lease kept (``keep_lease``) until its locked write has ended."""
+    and then has the lease kept (``leases.keep``) until its locked write has ended."""
     LedgerEntry.objects.create(
         team=team,
         key=key,
