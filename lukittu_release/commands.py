@@ -518,6 +518,12 @@ def refuse_to_overwrite(target: Path, force: bool) -> None:
         )
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def services_answer(response: httpx.Response) -> httpx.Response:
     """The answer of the service itself: the first one, when a redirect was followed. Only
     its headers are the service's word; a storage host's are not (it could be anyone's)."""
@@ -538,6 +544,8 @@ def save_response(
     except OSError as error:
         raise CliError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     part = Path(name)
+    # mkstemp makes it private; the download gets the mode any new file would.
+    os.chmod(handle, 0o666 & ~current_umask())
     digest = hashlib.sha256()
     size = 0
     try:

@@ -6,6 +6,8 @@ page at a time, however long the list (a peak-memory budget)."""
 import hashlib
 import io
 import json
+import os
+import stat
 import tracemalloc
 from typing import Any
 
@@ -131,6 +133,10 @@ def test_an_existing_output_file_is_refused_before_anything_is_fetched(serve, tm
     assert forced.code == 0, forced.err
     assert target.read_bytes() == BUILD
     assert sorted(path.name for path in tmp_path.iterdir()) == ["app.jar"]
+    # The mode any new file gets, not the temporary file's private one.
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
 
 
 def test_the_services_file_name_in_a_folder_is_not_overwritten_either(serve, tmp_path):
