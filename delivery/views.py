@@ -206,8 +206,9 @@ class ClassloaderView(ClientApiView):
 
 
 def digest_headers(file: ReleaseFile) -> dict[str, str]:
-    """The file's SHA-256 as the service states it: on the stream, and on the presigned
-    redirect (a client checks the storage's bytes against this, never the storage's word)."""
+    """The streamed file's SHA-256, in hex and as RFC 9530 has it. The presigned redirect
+    carries the hex one too: a client checks the storage's bytes against the service's word,
+    never the storage's (``Repr-Digest`` would describe the redirect's own empty body)."""
     return {
         "X-Checksum-SHA256": file.sha256,
         "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(file.sha256)).decode()}:",
