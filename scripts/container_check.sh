@@ -357,19 +357,6 @@ EOF
   say "webhook: release.updated delivered over HTTPS to 127.0.0.1:$RECEIVER_PORT, signature verified"
 }
 
-# The image's name goes; its layers stay under CACHE_TAG for the next run's build, and the
-# previous run's image (another source) goes with its own layers.
-keep_layer_cache() {
-  podman image exists "$IMAGE" || return 0
-  local previous current
-  previous=$(podman image inspect --format '{{.Id}}' "$CACHE_TAG" 2>/dev/null || true)
-  current=$(podman image inspect --format '{{.Id}}' "$IMAGE")
-  podman tag "$IMAGE" "$CACHE_TAG" && podman untag "$IMAGE" "$IMAGE"
-  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
-    podman rmi "$previous" >/dev/null 2>&1 || true
-  fi
-}
-
 # The scheduler's first round runs at start: the reconciler and the purges, each succeeding.
 scheduler_ran() {
   local log=""
@@ -386,7 +373,30 @@ scheduler_ran() {
   say "scheduler: reconcile_storage, purge_idempotency_keys, prune_db_task_results and purge_webhook_deliveries ran"
 }
 
-# --- clean up -----------------------------------------------------------------------------
+# --- clean up ----------------------------------------------------------------------------
+# Whatever the project left, here or in a run that was killed before its clean-up.
+remove_project() {
+  local label=label=com.docker.compose.project=$PROJECT
+  podman ps -aq --filter "$label" | xargs -r podman rm -f >/dev/null 2>&1
+  podman pod ls -q --filter "name=pod_$PROJECT" | xargs -r podman pod rm -f >/dev/null 2>&1
+  podman volume ls -q --filter "$label" | xargs -r podman volume rm -f >/dev/null 2>&1
+  podman network ls -q --filter "$label" | xargs -r podman network rm -f >/dev/null 2>&1
+  return 0
+}
+
+# The image's name goes; its layers stay under CACHE_TAG for the next run's build, and the
+# previous run's image (another source) goes with its own layers.
+keep_layer_cache() {
+  podman image exists "$IMAGE" || return 0
+  local previous current
+  previous=$(podman image inspect --format '{{.Id}}' "$CACHE_TAG" 2>/dev/null || true)
+  current=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+  podman tag "$IMAGE" "$CACHE_TAG" && podman untag "$IMAGE" "$IMAGE"
+  if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+  fi
+}
+
 # Containers, volumes and networks of the project, the receiver, the database, and the image's
 # name: its layers stay as the build cache of the next run.
 cleanup() {
@@ -398,9 +408,7 @@ cleanup() {
   [ -n "${RECEIVER_PID:-}" ] && kill "$RECEIVER_PID" 2>/dev/null && wait "$RECEIVER_PID" 2>/dev/null
   [ ${#COMPOSE[@]} -gt 0 ] && [ -f "$WORK/compose.check.yaml" ] \
     && "${COMPOSE[@]}" down -v >"$WORK/down.log" 2>&1
-  podman ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r podman rm -f >/dev/null
-  podman volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r podman volume rm -f >/dev/null
-  podman network ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r podman network rm -f >/dev/null
+  remove_project
   keep_layer_cache
   psql -q "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$WORK/hooks" "$WORK/receiver.key" "$WORK/receiver.pem" "$WORK"/*.jar "$WORK/pip.conf" "$WORK/ca.pem"
@@ -413,6 +421,7 @@ main() {
   trap cleanup EXIT
   install_tools
   podman_config
+  remove_project
   build_base
   build_image
   APP_PORT=$(free_port)
