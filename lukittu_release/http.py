@@ -45,6 +45,9 @@ CHUNK_SIZE = 64 * 1024
 # Extra wait on top of Retry-After, so parallel jobs on one key do not return in lockstep.
 RETRY_AFTER_JITTER = 0.5
 MAX_ERROR_TEXT = 200
+# The most an answer of the API may hold (a page of 100 releases is a few MiB at most): a
+# bigger one is refused rather than held in memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 # Failures of the connection itself, worth another attempt.
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -267,7 +270,8 @@ class ApiClient:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        headers = {"User-Agent": USER_AGENT}
+        # Uncompressed answers only: their size is what ``bounded`` counts.
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key}"
         self.policy = policy or RetryPolicy()
@@ -396,9 +400,14 @@ class ApiClient:
         elif json_body is not None:
             extra["json"] = json_body
         try:
-            return self.http.request(
+            request = self.http.build_request(
                 method, path, params=clean_params(params), headers=send_headers, **extra
             )
+            response = self.http.send(request, stream=True)
+            try:
+                return bounded(response, f"{method} {path}")
+            finally:
+                response.close()
         except RETRYABLE_ERRORS as error:
             raise Retry(
                 describe_exception(error), possibly_applied=not isinstance(error, UNSENT_ERRORS)
@@ -461,6 +470,35 @@ class ApiClient:
                 raise NetworkError(f"{label}: {describe_exception(error)}") from error
 
         return self.with_retries(label, attempt)
+
+
+def bounded(response: httpx.Response, label: str) -> httpx.Response:
+    """``response`` read whole, if its body is at most MAX_ANSWER_BYTES; a bigger one is
+    refused as it arrives, never held. Answers are asked for uncompressed (``identity``), so
+    the size read is the size held: a compressed one is refused (a small one could expand
+    past any bound in a single read)."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise CliError(
+            f"{label}: the answer is compressed ({encoding}) though it was not asked to be"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_raw():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise CliError(
+                f"{label}: the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MiB, far more "
+                "than the API sends: is the URL the service's?"
+            )
+        chunks.append(chunk)
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=b"".join(chunks),
+        request=response.request,
+        extensions=response.extensions,
+    )
 
 
 def clean_params(params: Mapping[str, Any] | None) -> dict[str, str] | None:

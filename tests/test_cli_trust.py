@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tracemalloc
+import zlib
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from tests.test_cli_http import (
     CLIENT,
     KEY,
     LICENSE_KEY,
+    RELEASE,
     RELEASES,
     TEAM,
     Respond,
@@ -216,7 +218,7 @@ def test_the_command_refuses_and_with_insecure_warns(tmp_path):
     assert KEY not in out.getvalue() + err.getvalue()
 
 
-RELEASE_ID = "6f1c7f8e-1a7c-4d2b-9a55-2f6c1f0b9d11"
+RELEASE_ID = RELEASE
 
 
 # --- list streams ----------------------------------------------------------------------------
@@ -329,3 +331,48 @@ def test_a_page_that_fails_part_way_still_exits_non_zero(serve):
     assert result.code == 3
     assert result.out.splitlines()[0].startswith(release()["id"])
     assert LICENSE_KEY not in result.out
+
+
+# --- Every answer is bounded ----------------------------------------------------------------
+
+
+def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused(serve):
+    """A compressed answer could expand past any bound in one read: 200 KB of gzip is 200 MB
+    of zeros."""
+    zeros = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    bomb = b"".join(zeros.compress(b"\0" * 2**20) for _ in range(200)) + zeros.flush()
+    server = serve(script(Respond(200, bomb, {"Content-Encoding": "gzip"})))
+    environ = {"LUKITTU_API_URL": server.url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+    out, err = io.StringIO(), io.StringIO()
+
+    tracemalloc.start()
+    try:
+        code = main(["--json", "get", RELEASE], environ=environ, stdout=out, stderr=err)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert server.seen[0].headers["accept-encoding"] == "identity"
+    assert code == 1
+    message = json.loads(out.getvalue())["error"]["message"]
+    assert "the answer is compressed (gzip)" in message
+    assert peak < 8 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
+def test_an_answer_past_the_limit_is_refused_not_held(serve):
+    """A wrong URL or a hostile server answering 200 MB is refused part way: memory stays
+    near the 32 MiB limit."""
+    server = serve(script(Respond(200, b" " * (200 * 1024 * 1024))))
+    environ = {"LUKITTU_API_URL": server.url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+    out, err = io.StringIO(), io.StringIO()
+
+    tracemalloc.start()
+    try:
+        code = main(["--json", "get", RELEASE], environ=environ, stdout=out, stderr=err)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert code == 1
+    assert "the answer is over 32 MiB" in json.loads(out.getvalue())["error"]["message"]
+    assert peak < 48 * 1024 * 1024, f"peak {peak:,} bytes"
