@@ -366,6 +366,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not 
 # domain to the browsers' list.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+# The admin shows a new API key, license key or webhook secret once, in a message. Django's
+# default keeps messages in a cookie that is signed but readable by anyone who sees it; in the
+# session (its database row, until the next page shows it) it leaves the server only in the page.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 # Origins (scheme and host) allowed to POST to the admin besides the request's own host, e.g.
 # when a proxy changes the Host header.
@@ -405,10 +409,6 @@ AXES_CLIENT_IP_CALLABLE = "lukittu.metrics.client_address"
 # --- Health and metrics (lukittu/health.py, lukittu/metrics.py) -------------------------------
 # Seconds /readyz waits for its checks (database, cache, storage, run side by side) before it
 # reports the late ones as down.
-# The admin shows a new API key, license key or webhook secret once, in a message. Django's
-# default keeps messages in a cookie that is signed but readable by anyone who sees it; in the
-# session (its database row, until the next page shows it) it leaves the server only in the page.
-MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 READINESS_TIMEOUT = env_float("READINESS_TIMEOUT", 2.0, above=0)
 # Addresses and networks that may read /metrics; anyone else gets a 404. The address is the
 # one NUM_PROXIES selects, as for the audit log.
