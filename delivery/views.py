@@ -215,21 +215,32 @@ def digest_headers(file: ReleaseFile) -> dict[str, str]:
     }
 
 
+def presigned_redirect(grant: access.Grant, name: str) -> HttpResponseRedirect:
+    """The plain download on S3: a redirect to a presigned URL, with the service's word on
+    the bytes (the storage's own headers are not to be trusted for it)."""
+    url = presigned_download_url(grant.file.key, name, PRESIGNED_SECONDS)
+    response = HttpResponseRedirect(url)
+    response["X-Checksum-SHA256"] = grant.file.sha256
+    response["X-Version"] = header_text(grant.release.version)
+    return response
+
+
 class DownloadView(ClientApiView):
     @openapi.download
     def get(self, request: Request, teamId: str) -> HttpResponseBase:
         query, grant = self.checked(request, teamId)
         file = grant.file
         self.opens_stored = not uses_s3()
+        name = header_text(file.name)
+        # Signed before the seats' transaction: signing may fetch credentials over the network
+        # (an instance role), which must not happen while the license's row is locked. A
+        # refused request discards the URL.
+        redirect = None if self.opens_stored else presigned_redirect(grant, name)
 
         def respond(stored: OpenObject | None) -> HttpResponseBase:
-            name = header_text(file.name)
             if stored is None:
-                url = presigned_download_url(file.key, name, PRESIGNED_SECONDS)
-                response = HttpResponseRedirect(url)
-                response["X-Checksum-SHA256"] = file.sha256
-                response["X-Version"] = header_text(grant.release.version)
-                return response
+                assert redirect is not None
+                return redirect
             headers = release_headers(grant)
             headers["Content-Length"] = str(file.size)
             headers["Content-Disposition"] = content_disposition_header(True, name)

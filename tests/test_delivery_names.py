@@ -120,6 +120,35 @@ def test_an_answer_that_cannot_be_built_takes_no_seat(
     assert Download.objects.count() == 1
 
 
+def test_the_presigned_url_is_signed_before_the_license_is_locked(client, world, s3, monkeypatch):
+    """Signing may fetch credentials over the network: it runs before the seats' transaction
+    (``seats.take``) locks the license, so no other device of the license waits on it."""
+    shop = one_seat_license(world)
+    sign, take = views.presigned_download_url, views.seats.take
+    taking = []
+    signed_while_taking = []
+
+    def watched_sign(*args: Any, **kwargs: Any) -> str:
+        signed_while_taking.append(bool(taking))
+        return sign(*args, **kwargs)
+
+    def watched_take(*args: Any, **kwargs: Any) -> Any:
+        taking.append(True)
+        try:
+            return take(*args, **kwargs)
+        finally:
+            taking.pop()
+
+    monkeypatch.setattr(views, "presigned_download_url", watched_sign)
+    monkeypatch.setattr(views.seats, "take", watched_take)
+
+    response = fetch(client, shop, download_url)
+
+    assert response.status_code == 302
+    assert signed_while_taking == [False]
+    assert Download.objects.count() == 1
+
+
 def test_a_main_class_with_a_line_separator_is_sent_safely(client, world):
     shop = Shop(world, make_jar())
     type(shop.file).objects.filter(pk=shop.file.pk).update(main_class_name="com.ex.\u2028Main")
