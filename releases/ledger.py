@@ -38,8 +38,20 @@ logger = logging.getLogger("releases.ledger")
 State = LedgerEntry.State
 
 
+# An UPLOADING entry without a lease was made by a process running code from before leases (a
+# rolling deploy): it holds for this long after it was made, the grace that code relied on.
+UNLEASED_HOLD = timedelta(hours=1)
+
+
 def _lease_end(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) + timedelta(seconds=settings.STORAGE_LEASE_SECONDS)
+
+
+def _holding(now: datetime) -> Q:
+    """Entries whose reservation still holds at ``now``."""
+    return Q(lease_expires_at__gt=now) | Q(
+        lease_expires_at__isnull=True, created_at__gt=now - UNLEASED_HOLD
+    )
 
 
 def reservation_lapsed() -> ApiError:
@@ -54,9 +66,7 @@ def reservation_lapsed() -> ApiError:
 def uploads_in_flight(team: Team, *, excluding: str | None = None) -> int:
     """The bytes reserved by the team's uploads in flight (other than ``excluding``). Only
     uploads in flight have entries, so this does not grow with the team's files."""
-    entries = LedgerEntry.objects.filter(
-        team=team, state=State.UPLOADING, lease_expires_at__gt=timezone.now()
-    )
+    entries = LedgerEntry.objects.filter(_holding(timezone.now()), team=team, state=State.UPLOADING)
     if excluding is not None:
         entries = entries.exclude(key=excluding)
     return entries.aggregate(total=Coalesce(Sum("size"), 0))["total"]
@@ -109,11 +119,27 @@ def abandon_upload(key: str) -> None:
             marked = LedgerEntry.objects.filter(key=key, state=State.UPLOADING).update(
                 state=State.DELETING, size=0, reason="upload abandoned"
             )
+            # No entry left: its lease lapsed and the reconciler has already abandoned it,
+            # possibly before this request's write landed. Committed rows still say the key
+            # is abandoned (and nothing references it), so what was written goes too.
+            gone = not marked and not LedgerEntry.objects.filter(key=key).exists()
     except DatabaseError:
         logger.exception("Could not mark %s abandoned; reconcile_storage will", key)
         return
     if marked:
         finish_deletions([key])
+    elif gone:
+        _delete_unrecorded(key)
+
+
+def _delete_unrecorded(key: str) -> None:
+    try:
+        if not ReleaseFile.objects.filter(key=key).exists():
+            delete_object(key)
+    except Exception:
+        # Left for the reconciler's orphan sweep (objects no row knows of).
+        logger.exception("Deleting abandoned %s failed; the orphan sweep will", key)
+        metrics.count_storage_failure("delete")
 
 
 def abandon_lapsed() -> list[str]:
@@ -133,9 +159,9 @@ def abandon_lapsed() -> list[str]:
 
 
 def lapsed_uploads() -> "QuerySet[LedgerEntry]":
-    """``UPLOADING`` entries whose lease has lapsed (or that never had one)."""
-    lapsed = Q(lease_expires_at__lt=timezone.now()) | Q(lease_expires_at__isnull=True)
-    return LedgerEntry.objects.filter(lapsed, state=State.UPLOADING)
+    """``UPLOADING`` entries whose lease has lapsed (one made without a lease: an hour after
+    it was made)."""
+    return LedgerEntry.objects.filter(state=State.UPLOADING).exclude(_holding(timezone.now()))
 
 
 def finish_deletions(keys: Iterable[str]) -> list[str]:
@@ -175,11 +201,16 @@ def _note_failure(key: str, error: Exception) -> None:
 
 def renew_leases(keys: list[str]) -> int:
     """Extend the leases of these uploads by one lease, only where they still hold: a lapsed
-    lease stays lapsed (its bytes may already be counted for another upload)."""
-    now = timezone.now()
-    return LedgerEntry.objects.filter(
-        key__in=keys, state=State.UPLOADING, lease_expires_at__gt=now
-    ).update(lease_expires_at=_lease_end(now))
+    lease stays lapsed (its bytes may already be counted for another upload). One statement
+    a key, each with the time read just before it: a statement that waits for one row's lock
+    (its own settle) then never carries an older time to the next row."""
+    renewed = 0
+    for key in keys:
+        now = timezone.now()
+        renewed += LedgerEntry.objects.filter(
+            key=key, state=State.UPLOADING, lease_expires_at__gt=now
+        ).update(lease_expires_at=_lease_end(now))
+    return renewed
 
 
 class LeaseKeeper:
@@ -208,26 +239,34 @@ class LeaseKeeper:
             self._keys.discard(key)
 
     def _run(self) -> None:
+        period = settings.STORAGE_LEASE_SECONDS / 3
+        due = time.monotonic() + period
         try:
             while True:
-                time.sleep(settings.STORAGE_LEASE_SECONDS / 3)
+                # On a fixed schedule, so a slow round does not push the next one back; after
+                # a failed round, again within a second.
+                time.sleep(max(0.0, due - time.monotonic()))
                 with self._lock:
                     keys = sorted(self._keys)
                     if not keys:
                         self._thread = None
                         return
-                self._renew(keys)
+                started = time.monotonic()
+                due = started + (period if self._renew(keys) else min(period, 1.0))
         finally:
             connections.close_all()
 
-    def _renew(self, keys: list[str]) -> None:
+    def _renew(self, keys: list[str]) -> bool:
         try:
             renew_leases(keys)
-        except DatabaseError:
-            # The next round tries again on a fresh connection; if none succeeds before the
-            # leases lapse, the uploads are refused at their locked write, never lost.
+        except Exception:
+            # Tried again on a fresh connection; if no round succeeds before the leases lapse,
+            # the uploads are refused at their locked write, never lost. Any error: the thread
+            # must outlive it, or no lease of this process is renewed until the next upload.
             logger.warning("Could not renew %d upload leases", len(keys), exc_info=True)
             connections.close_all()
+            return False
+        return True
 
 
 leases = LeaseKeeper()

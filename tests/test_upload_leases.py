@@ -190,3 +190,95 @@ def test_the_lease_keeper_renews_until_released(world, settings):
     while keeper._thread is not None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert keeper._thread is None
+
+
+def test_a_write_that_lands_after_the_reconciler_abandoned_it_is_deleted(
+    client, prepared, monkeypatch
+):
+    """The lease lapsed, the reconciler abandoned the upload (deleting its entry and what was
+    there), and only then did the request's object land: the refused write still deletes it,
+    though no entry is left to say so (the committed rows say the key is abandoned)."""
+    from django.core.files.base import ContentFile
+
+    from releases.storage import release_storage
+
+    def lapse_reconcile_then_land():
+        key = LedgerEntry.objects.get(state="UPLOADING").key
+        LedgerEntry.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        reconcile_with_a_one_minute_grace()
+        assert key not in stored_objects()
+        release_storage().save(key, ContentFile(NEW_BYTES))  # the late PUT
+
+    store = services.store_object
+
+    def store_then_stall(**kwargs):
+        # Outside the locked write's transaction, so a refused write does not roll the
+        # reconciler's work back.
+        store(**kwargs)
+        lapse_reconcile_then_land()
+
+    monkeypatch.setattr(services, "store_object", store_then_stall)
+
+    assert_error(put_update(client, prepared), 503, LAPSED, "INTERNAL_SERVER_ERROR")
+    assert stored_objects() == [prepared.old_file.key]
+    assert not LedgerEntry.objects.exists()
+
+
+def unleased_entry(world, *, age):
+    """An UPLOADING entry as code from before leases made it (a rolling deploy): no lease."""
+    entry = LedgerEntry.objects.create(
+        team=world.team,
+        key=f"releases/{world.team.id}/{world.release.id}/old-code-{age.seconds}.jar",
+        state="UPLOADING",
+        size=len(NEW_BYTES),
+        reason="upload in flight",
+    )
+    LedgerEntry.objects.filter(pk=entry.pk).update(created_at=timezone.now() - age)
+    return entry
+
+
+def test_an_entry_made_without_a_lease_holds_for_an_hour(client, prepared):
+    """Mid-deploy, a process still on the old code reserves without a lease: the reconciler
+    must not abandon it (its object would be deleted under a commit) and it counts against
+    the limit, for the hour that code relied on."""
+    young = unleased_entry(prepared, age=timedelta(minutes=5))
+    old = unleased_entry(prepared, age=timedelta(minutes=61))
+
+    assert ledger.uploads_in_flight(prepared.team) == young.size
+    assert list(ledger.lapsed_uploads().values_list("key", flat=True)) == [old.key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_keeper_survives_a_failed_round(world, settings, monkeypatch):
+    """A round that fails with any error (here the connection's InterfaceError) is tried
+    again: the thread goes on, and the lease is kept."""
+    from django.db import InterfaceError
+
+    settings.STORAGE_LEASE_SECONDS = 3
+    entry = LedgerEntry.objects.create(
+        team=world.team,
+        key=f"releases/{world.team.id}/kept.jar",
+        state="UPLOADING",
+        size=1,
+        reason="upload in flight",
+        lease_expires_at=timezone.now() + timedelta(seconds=3),
+    )
+    real = ledger.renew_leases
+    rounds = []
+
+    def first_round_fails(keys):
+        rounds.append(keys)
+        if len(rounds) == 1:
+            raise InterfaceError("connection already closed")
+        return real(keys)
+
+    monkeypatch.setattr(ledger, "renew_leases", first_round_fails)
+    keeper = ledger.LeaseKeeper()
+    keeper.keep(entry.key)
+    try:
+        time.sleep(4.0)
+        entry.refresh_from_db()
+        assert len(rounds) >= 2
+        assert entry.lease_expires_at > timezone.now()
+    finally:
+        keeper.release(entry.key)
