@@ -161,19 +161,24 @@ def test_leases_are_renewed_only_while_they_hold(world, settings):
     assert lapsed.lease_expires_at < now
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_lease_keeper_renews_until_released(world, settings):
-    """The process's one renewing thread keeps a lease alive past its length, and stops
-    renewing it once released, so it lapses."""
-    settings.STORAGE_LEASE_SECONDS = 1
-    entry = LedgerEntry.objects.create(
+def leased_entry(world, *, seconds):
+    """An upload in flight whose lease ends in ``seconds``."""
+    return LedgerEntry.objects.create(
         team=world.team,
         key=f"releases/{world.team.id}/kept.jar",
         state="UPLOADING",
         size=1,
         reason="upload in flight",
-        lease_expires_at=timezone.now() + timedelta(seconds=1),
+        lease_expires_at=timezone.now() + timedelta(seconds=seconds),
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_lease_keeper_renews_until_released(world, settings):
+    """The process's one renewing thread keeps a lease alive past its length, and stops
+    renewing it once released, so it lapses."""
+    settings.STORAGE_LEASE_SECONDS = 1
+    entry = leased_entry(world, seconds=1)
     keeper = ledger.LeaseKeeper()
     keeper.keep(entry.key)
     try:
@@ -255,14 +260,7 @@ def test_the_lease_keeper_survives_a_failed_round(world, settings, monkeypatch):
     from django.db import InterfaceError
 
     settings.STORAGE_LEASE_SECONDS = 3
-    entry = LedgerEntry.objects.create(
-        team=world.team,
-        key=f"releases/{world.team.id}/kept.jar",
-        state="UPLOADING",
-        size=1,
-        reason="upload in flight",
-        lease_expires_at=timezone.now() + timedelta(seconds=3),
-    )
+    entry = leased_entry(world, seconds=3)
     real = ledger.renew_leases
     rounds = []
 
