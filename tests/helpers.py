@@ -4,8 +4,11 @@ import errno
 import hashlib
 import io
 import json
+import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.files.base import ContentFile
@@ -16,7 +19,7 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from lukittu.api import iso_utc
 from releases import storage as storage_module
 from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
-from releases.storage import list_objects, release_file_key, release_storage
+from releases.storage import list_objects, release_file_key, release_storage, storage_slot
 from teams.models import AuditLog, Team
 
 
@@ -264,3 +267,24 @@ def break_storage_writes(monkeypatch: Any) -> None:
 
     monkeypatch.setattr(storage_module, "_store_local", down)
     monkeypatch.setattr(storage_module, "_store_s3", down)
+
+
+@contextmanager
+def storage_slot_held() -> Iterator[None]:
+    """Another thread holds one storage slot for the length of the block (with
+    ``STORAGE_CONCURRENCY = 1``, the only one), as a hung storage call would."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold_a_slot() -> None:
+        with storage_slot():
+            held.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_a_slot)
+    holder.start()
+    try:
+        assert held.wait(10), "the storage slot was never taken"
+        yield
+    finally:
+        done.set()
+        holder.join(10)

@@ -5,7 +5,6 @@ reconciler's findings); with PROMETHEUS_MULTIPROC_DIR, one scrape adds up every 
 
 import io
 import re
-import threading
 import time
 
 import pytest
@@ -21,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lukittu import metrics
 from releases import ledger, services
 from releases.models import ReleaseFile
-from releases.storage import release_storage, storage_slot
+from releases.storage import release_storage
 from teams.models import Team
 from tests.helpers import (
     break_storage_writes,
@@ -29,6 +28,7 @@ from tests.helpers import (
     put_release,
     release_url,
     releases_url,
+    storage_slot_held,
     update_data,
 )
 from tests.live import live_server
@@ -233,22 +233,9 @@ def test_a_busy_storage_and_a_lost_database_are_reasons_of_their_own(
     """Both answer 503 like a failed storage write, but an operator acts differently on each."""
     settings.STORAGE_CONCURRENCY = 1
     settings.STORAGE_BUSY_WAIT = 0.05
-    held, done = threading.Event(), threading.Event()
-
-    def hold_the_only_slot():
-        with storage_slot():
-            held.set()
-            done.wait(30)
-
-    holder = threading.Thread(target=hold_the_only_slot)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with storage_slot_held():
         with failures("storage_busy") as busy, failures("storage_unavailable") as unavailable:
             assert upload(client, world, make_jar()).status_code == 503
-    finally:
-        done.set()
-        holder.join(10)
 
     def database_gone(team):
         raise OperationalError("server closed the connection unexpectedly")

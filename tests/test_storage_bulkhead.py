@@ -9,7 +9,6 @@ import pytest
 import requests
 
 from releases.models import LedgerEntry, ReleaseFile
-from releases.storage import storage_slot
 from tests.helpers import (
     assert_error,
     attach_file,
@@ -17,6 +16,7 @@ from tests.helpers import (
     put_release,
     read_object,
     release_url,
+    storage_slot_held,
     stored_objects,
     team_state,
     update_data,
@@ -34,17 +34,8 @@ def test_no_free_storage_slot_is_a_503_that_leaves_nothing_behind(client, world,
     settings.STORAGE_BUSY_WAIT = 0.2
     attach_file(world.release, "old.jar", BUILD, main_class_name="com.example.Build")
     before = team_state(world.team)
-    held, done = threading.Event(), threading.Event()
 
-    def hold_the_only_slot():
-        with storage_slot():
-            held.set()
-            done.wait(30)
-
-    holder = threading.Thread(target=hold_the_only_slot)
-    holder.start()
-    try:
-        assert held.wait(10)
+    with storage_slot_held():
         response = put_release(
             client,
             world.team.id,
@@ -53,9 +44,6 @@ def test_no_free_storage_slot_is_a_503_that_leaves_nothing_behind(client, world,
             data=update_data(world.release, keepExistingFile=False),
             file=("new.jar", NEW_BUILD),
         )
-    finally:
-        done.set()
-        holder.join(10)
 
     assert_error(response, 503, BUSY, "INTERNAL_SERVER_ERROR")
     assert response["Retry-After"] == "5"
