@@ -270,21 +270,33 @@ class Sink:
         pass
 
 
+def api_environ(server_url: str) -> dict[str, str]:
+    return {"LUKITTU_API_URL": server_url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+
+
+def traced_main(
+    argv: list[str], environ: dict[str, str], stdout: Any, stderr: Any
+) -> tuple[int, int]:
+    """``main``'s exit code, and the peak of the memory allocated while it ran."""
+    tracemalloc.start()
+    try:
+        code = main(argv, environ=environ, stdout=stdout, stderr=stderr)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return code, peak
+
+
 @pytest.mark.parametrize("as_json", [False, True], ids=["lines", "json"])
 def test_list_holds_one_page_at_a_time(long_listing, as_json):
     server, answered = long_listing
-    environ = {"LUKITTU_API_URL": server.url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+    environ = api_environ(server.url)
     argv = ["--json", "list"] if as_json else ["list"]
     # Once untraced, so that what the first run imports is not counted.
     main([*argv, "--page", "1"], environ=environ, stdout=Sink(), stderr=io.StringIO())
     sink, err = Sink(), io.StringIO()
 
-    tracemalloc.start()
-    try:
-        code = main(argv, environ=environ, stdout=sink, stderr=err)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    code, peak = traced_main(argv, environ, sink, err)
 
     assert code == 0, err.getvalue()
     assert len(server.seen) == 1 + PAGES
@@ -342,15 +354,10 @@ def test_answers_are_asked_for_uncompressed_and_a_compressed_one_is_refused(serv
     zeros = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
     bomb = b"".join(zeros.compress(b"\0" * 2**20) for _ in range(200)) + zeros.flush()
     server = serve(script(Respond(200, bomb, {"Content-Encoding": "gzip"})))
-    environ = {"LUKITTU_API_URL": server.url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+    environ = api_environ(server.url)
     out, err = io.StringIO(), io.StringIO()
 
-    tracemalloc.start()
-    try:
-        code = main(["--json", "get", RELEASE], environ=environ, stdout=out, stderr=err)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    code, peak = traced_main(["--json", "get", RELEASE], environ, out, err)
 
     assert server.seen[0].headers["accept-encoding"] == "identity"
     assert code == 1
@@ -363,15 +370,10 @@ def test_an_answer_past_the_limit_is_refused_not_held(serve):
     """A wrong URL or a hostile server answering 200 MB is refused part way: memory stays
     near the 32 MiB limit."""
     server = serve(script(Respond(200, b" " * (200 * 1024 * 1024))))
-    environ = {"LUKITTU_API_URL": server.url, "LUKITTU_TEAM_ID": TEAM, "LUKITTU_API_KEY": KEY}
+    environ = api_environ(server.url)
     out, err = io.StringIO(), io.StringIO()
 
-    tracemalloc.start()
-    try:
-        code = main(["--json", "get", RELEASE], environ=environ, stdout=out, stderr=err)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    code, peak = traced_main(["--json", "get", RELEASE], environ, out, err)
 
     assert code == 1
     assert "the answer is over 32 MiB" in json.loads(out.getvalue())["error"]["message"]
