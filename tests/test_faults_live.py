@@ -397,30 +397,37 @@ def assert_nothing_lost(world, response):
     assert not LedgerEntry.objects.filter(state="UPLOADING").exists()
 
 
+@contextmanager
+def upload_held(proxy, match, server, world):
+    """A destructive upload in a thread, whose storage answers the proxy holds (from the one
+    to the bytes ``match`` on) for the length of the block; then they are let through and the
+    upload is awaited. Yields the thread, and a dict that gets its response as "response"."""
+    outcome = {}
+    proxy.hold_replies(match)
+
+    def upload():
+        outcome["response"] = put_file(server, world, destructive(world), ("new.jar", NEW_BUILD))
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    try:
+        assert proxy.held.wait(TIMEOUT), "the upload never reached the storage"
+        yield uploader, outcome
+    finally:
+        proxy.release()
+        uploader.join(TIMEOUT)
+
+
 def test_a_put_answered_after_the_reconciler_ran_loses_nothing(s3, prepared, tmp_path):
     """The store wrote the object but its answer is late (past the reconciler's grace): the
     upload's lease still holds, so the reconciler leaves it, and the write references it."""
-    outcome = {}
     with proxy_to(s3.endpoint) as proxy:
         env = s3_env(s3, f"http://{proxy.address}", AWS_S3_READ_TIMEOUT="60")
         with live_server(tmp_path, extra_env=env) as server:
             # The answer to the whole body (not the "100 Continue" before it): the store has
             # written the object when the answer is held.
-            proxy.hold_replies(NEW_BUILD[-64:])
-
-            def upload():
-                outcome["response"] = put_file(
-                    server, prepared, destructive(prepared), ("new.jar", NEW_BUILD)
-                )
-
-            uploader = threading.Thread(target=upload)
-            uploader.start()
-            try:
-                assert proxy.held.wait(TIMEOUT), "the upload never reached the storage"
+            with upload_held(proxy, NEW_BUILD[-64:], server, prepared) as (_, outcome):
                 reconcile_with_a_one_minute_grace()
-            finally:
-                proxy.release()
-                uploader.join(TIMEOUT)
 
     assert outcome["response"].status_code == 200, outcome["response"].text
     assert_nothing_lost(prepared, outcome["response"])
@@ -431,21 +438,10 @@ def test_an_update_waiting_for_the_team_lock_while_the_reconciler_runs_loses_not
 ):
     """The upload is stored, then its locked write waits for the team's lock, held here while
     the reconciler runs with a one-minute grace over a reservation made long ago."""
-    outcome = {}
     with proxy_to(s3.endpoint) as proxy:
         env = s3_env(s3, f"http://{proxy.address}", AWS_S3_READ_TIMEOUT="60")
         with live_server(tmp_path, extra_env=env) as server:
-            proxy.hold_replies(b"PUT ")
-
-            def upload():
-                outcome["response"] = put_file(
-                    server, prepared, destructive(prepared), ("new.jar", NEW_BUILD)
-                )
-
-            uploader = threading.Thread(target=upload)
-            uploader.start()
-            try:
-                assert proxy.held.wait(TIMEOUT), "the upload never reached the storage"
+            with upload_held(proxy, b"PUT ", server, prepared) as (uploader, outcome):
                 with transaction.atomic():
                     Team.objects.select_for_update().get(pk=prepared.team.pk)
                     proxy.release()
@@ -453,9 +449,6 @@ def test_an_update_waiting_for_the_team_lock_while_the_reconciler_runs_loses_not
                     time.sleep(1)
                     assert uploader.is_alive()
                     reconcile_with_a_one_minute_grace()
-            finally:
-                proxy.release()
-                uploader.join(TIMEOUT)
 
     assert outcome["response"].status_code == 200, outcome["response"].text
     assert_nothing_lost(prepared, outcome["response"])
