@@ -18,7 +18,14 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from lukittu.api import iso_utc
 from releases import storage as storage_module
-from releases.models import Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
+from releases.models import (
+    Branch,
+    Product,
+    Release,
+    ReleaseFile,
+    ReleaseLicense,
+    ReleaseMetadata,
+)
 from releases.storage import list_objects, release_file_key, release_storage, storage_slot
 from teams.models import AuditLog, Team
 
@@ -288,3 +295,24 @@ def storage_slot_held() -> Iterator[None]:
     finally:
         done.set()
         holder.join(10)
+
+
+def assert_admin_refuses_names(
+    staff: Client, world: Any, product_name: str, branch_name: str, message: str
+) -> None:
+    """The admin's add forms for a product and for a branch of ``world.product`` both answer
+    with the form again, saying ``message``, and make nothing."""
+    no_branches = {"branches-TOTAL_FORMS": "0", "branches-INITIAL_FORMS": "0"}
+    added = staff.post(
+        "/admin/releases/product/add/",
+        {"team": world.team.pk, "name": product_name, "url": "", **no_branches},
+    )
+    branch = staff.post(
+        "/admin/releases/branch/add/", {"product": world.product.pk, "name": branch_name}
+    )
+
+    for response in (added, branch):
+        assert response.status_code == 200
+        assert message in response.content.decode()
+    assert not Product.objects.filter(name=product_name).exists()
+    assert not Branch.objects.filter(name=branch_name).exists()

@@ -13,6 +13,7 @@ from django.test import Client
 from releases.models import Branch, Product
 from releases.services import Actor, ReleaseChanges, release_update
 from teams.models import MEGABYTE, ApiKey, AuditLog, License, Team
+from tests.helpers import assert_admin_refuses_names
 
 BROWSER = "Mozilla/5.0 (audit test)"
 OPERATOR = "operator:operator"
@@ -380,19 +381,9 @@ def test_a_product_made_in_the_admin_names_its_operator(staff, world):
 
 
 def test_a_name_with_a_line_break_is_a_form_error_in_the_admin(staff, world):
-    added = staff.post(
-        "/admin/releases/product/add/",
-        {"team": world.team.pk, "name": "Two\nlines", "url": "", **NO_BRANCHES},
+    assert_admin_refuses_names(
+        staff, world, "Two\nlines", "rc\t1", "Must not contain control characters"
     )
-    branch = staff.post(
-        "/admin/releases/branch/add/", {"product": world.product.pk, "name": "rc\t1"}
-    )
-
-    for response in (added, branch):
-        assert response.status_code == 200
-        assert "Must not contain control characters" in response.content.decode()
-    assert not Product.objects.filter(name="Two\nlines").exists()
-    assert not world.product.branches.filter(name="rc\t1").exists()
 
 
 # --- Reading the log -------------------------------------------------------------------------

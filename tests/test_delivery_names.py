@@ -15,7 +15,7 @@ from delivery.models import Download, Seat, hwid_digest
 from releases.models import NAME_PATTERN, Branch, Product
 from teams.models import License
 from tests.conftest import World
-from tests.helpers import make_jar
+from tests.helpers import assert_admin_refuses_names, make_jar
 from tests.loader import Loader, classloader_url, download_url
 from tests.test_delivery import HWID, OTHER_HWID, Shop, body_of
 
@@ -213,21 +213,10 @@ def test_the_admin_refuses_an_unprintable_name(world):
     user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
     staff = Client()
     staff.force_login(user)
-    no_branches = {"branches-TOTAL_FORMS": "0", "branches-INITIAL_FORMS": "0"}
 
-    added = staff.post(
-        "/admin/releases/product/add/",
-        {"team": world.team.pk, "name": "Two\u2028lines", "url": "", **no_branches},
+    assert_admin_refuses_names(
+        staff, world, "Two\u2028lines", "rc\u20291", "unprintable characters"
     )
-    branch = staff.post(
-        "/admin/releases/branch/add/", {"product": world.product.pk, "name": "rc\u20291"}
-    )
-
-    for response in (added, branch):
-        assert response.status_code == 200
-        assert "unprintable characters" in response.content.decode()
-    assert not Product.objects.filter(name="Two\u2028lines").exists()
-    assert not Branch.objects.filter(name="rc\u20291").exists()
 
 
 def test_the_openapi_pattern_is_the_validators_rule_up_to_ufff(client):
