@@ -9,13 +9,16 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.db.models import F
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.utils import timezone
 
+from delivery.models import Download, hwid_digest
 from lukittu.api import iso_utc
 from releases import storage as storage_module
 from releases.models import (
@@ -316,3 +319,29 @@ def assert_admin_refuses_names(
         assert message in response.content.decode()
     assert not Product.objects.filter(name=product_name).exists()
     assert not Branch.objects.filter(name=branch_name).exists()
+
+
+def make_download(
+    release: Release,
+    license: Any,
+    version: str,
+    minutes_ago: int = 0,
+    *,
+    hwid: str = "device-1",
+    ip: str = "192.0.2.50",
+    endpoint: str = Download.Endpoint.DOWNLOAD,
+    **fields: Any,
+) -> Download:
+    """A recorded download of ``release`` (its file's digest all zeros), made ``minutes_ago``."""
+    return Download.objects.create(
+        team_id=release.team_id,
+        release=release,
+        version=version,
+        file_sha256="0" * 64,
+        license=license,
+        hwid_digest=hwid_digest(hwid),
+        ip_address=ip,
+        endpoint=endpoint,
+        created_at=timezone.now() - timedelta(minutes=minutes_ago),
+        **fields,
+    )

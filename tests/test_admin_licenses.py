@@ -17,6 +17,7 @@ from delivery.models import Download, Seat, hwid_digest
 from releases.models import Release
 from teams.keys import public_key_base64
 from teams.models import AuditLog, License, Team, TeamKeyPair
+from tests.helpers import make_download
 
 BROWSER = "Mozilla/5.0 (license admin test)"
 OPERATOR = "operator:operator"
@@ -28,20 +29,6 @@ def staff(db: None) -> Client:
     client = Client(HTTP_USER_AGENT=BROWSER, REMOTE_ADDR="192.0.2.7")
     client.force_login(user)
     return client
-
-
-def download(release: Release, license: License | None, version: str, minutes_ago: int = 0, **kw):
-    return Download.objects.create(
-        team_id=release.team_id,
-        release=release,
-        version=version,
-        file_sha256="0" * 64,
-        license=license,
-        hwid_digest=hwid_digest(kw.pop("hwid", "device-1")),
-        ip_address=kw.pop("ip", "192.0.2.50"),
-        endpoint=kw.pop("endpoint", Download.Endpoint.DOWNLOAD),
-        created_at=timezone.now() - timedelta(minutes=minutes_ago),
-    )
 
 
 def seat(license: License, kind: str, value: str, minutes_ago: int = 0) -> Seat:
@@ -276,8 +263,8 @@ def test_without_a_seat_timeout_every_seat_is_active(staff, world):
 def test_the_license_page_shows_its_20_most_recent_downloads(staff, world):
     license, other = world.licenses[:2]
     for minute in range(25):  # 9.0.0 is the oldest, 9.0.24 the newest
-        download(world.release, license, f"9.0.{minute}", minutes_ago=100 - minute)
-    download(world.release, other, "7.7.7")
+        make_download(world.release, license, f"9.0.{minute}", minutes_ago=100 - minute)
+    make_download(world.release, other, "7.7.7")
 
     page = staff.get(f"/admin/teams/license/{license.pk}/change/").content.decode()
 
@@ -321,8 +308,8 @@ def test_the_free_seats_action_frees_them_and_is_audited(staff, world):
 def test_the_release_list_counts_downloads_in_one_query(staff, world):
     license = world.licenses[0]
     for _ in range(3):
-        download(world.release, license, "1.0.0")
-    download(world.other_release, license, "0.9.0")
+        make_download(world.release, license, "1.0.0")
+    make_download(world.other_release, license, "0.9.0")
 
     def list_page():
         with CaptureQueriesContext(connection) as queries:
@@ -344,8 +331,10 @@ def test_the_release_list_counts_downloads_in_one_query(staff, world):
 def test_the_release_page_shows_its_20_most_recent_downloads(staff, world):
     license = world.licenses[0]
     for minute in range(22):
-        download(world.release, license, "1.0.0", minutes_ago=100 - minute, ip=f"10.0.0.{minute}")
-    download(world.other_release, license, "0.9.0", ip="10.9.9.9")
+        make_download(
+            world.release, license, "1.0.0", minutes_ago=100 - minute, ip=f"10.0.0.{minute}"
+        )
+    make_download(world.other_release, license, "0.9.0", ip="10.9.9.9")
 
     page = staff.get(f"/admin/releases/release/{world.release.pk}/change/").content.decode()
 
@@ -361,9 +350,9 @@ def test_the_release_page_shows_its_20_most_recent_downloads(staff, world):
 def test_the_download_list_filters_by_endpoint_and_team_and_searches_versions(
     staff, world, outsider
 ):
-    download(world.release, world.licenses[0], "1.0.0", endpoint=Download.Endpoint.CLASSLOADER)
-    download(world.release, world.licenses[0], "1.0.0-rc1")
-    download(outsider.release, outsider.licenses[0], "5.5.5")
+    make_download(world.release, world.licenses[0], "1.0.0", endpoint=Download.Endpoint.CLASSLOADER)
+    make_download(world.release, world.licenses[0], "1.0.0-rc1")
+    make_download(outsider.release, outsider.licenses[0], "5.5.5")
 
     def listed(**params) -> list[str]:
         response = staff.get("/admin/delivery/download/", params)
@@ -377,7 +366,7 @@ def test_the_download_list_filters_by_endpoint_and_team_and_searches_versions(
 
 
 def test_downloads_are_read_only(staff, world):
-    row = download(world.release, world.licenses[0], "1.0.0")
+    row = make_download(world.release, world.licenses[0], "1.0.0")
     assert staff.get("/admin/delivery/download/add/").status_code == 403
     page = staff.get(f"/admin/delivery/download/{row.pk}/change/")
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()

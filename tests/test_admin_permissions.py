@@ -20,12 +20,12 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
-from delivery.models import Download, Seat, hwid_digest
+from delivery.models import Seat, hwid_digest
 from releases.models import LedgerEntry, ReleaseFile
 from teams.models import ApiKey, AuditLog, License, TeamKeyPair
 from teams.roles import ADMINISTRATOR, SUPPORT, SUPPORT_PERMISSIONS, VIEWER, roles_sync
 from teams.services import license_create
-from tests.helpers import attach_file, make_jar
+from tests.helpers import attach_file, make_download, make_jar
 from tests.test_webhooks_helpers import make_endpoint
 from webhooks.events import emit
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -60,16 +60,7 @@ def secrets(world) -> dict[str, str]:
     license = world.licenses[0]
     _, license_key = license_create(team=world.team)
     Seat.objects.create(license=license, kind=Seat.Kind.HWID, value=hwid_digest("device-1"))
-    Download.objects.create(
-        team=world.team,
-        release=world.release,
-        version=world.release.version,
-        file_sha256="0" * 64,
-        license=license,
-        hwid_digest=hwid_digest("device-1"),
-        ip_address="192.0.2.50",
-        endpoint=Download.Endpoint.DOWNLOAD,
-    )
+    make_download(world.release, license, world.release.version)
     LedgerEntry.objects.create(key="releases/gone.jar", state="DELETING", reason="replaced")
     _, secret = make_endpoint(world.team, URL)
     emit(world.team, "release.updated", {"id": "a"})

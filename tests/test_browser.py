@@ -38,7 +38,7 @@ from tests.browser import (
     until,
 )
 from tests.conftest import World
-from tests.helpers import make_jar, release_url, releases_url, update_data
+from tests.helpers import make_download, make_jar, release_url, releases_url, update_data
 from tests.live import LiveServer, live_server
 
 pytestmark = pytest.mark.skipif(NOT_INSTALLED is not None, reason=NOT_INSTALLED or "")
@@ -345,16 +345,14 @@ def test_nothing_is_cut_off_at_1400_pixels(transactional_db, world, server, sign
     ipv6 = "2001:db8:1234:5678:9abc:def0:1234:5678"  # as long as an address gets
     Seat.objects.create(license=license, kind=Seat.Kind.IP, value=ipv6)
     Seat.objects.create(license=license, kind=Seat.Kind.HWID, value=hwid_digest("device"))
-    Download.objects.create(
-        team=world.team,
-        release=world.release,
-        version=world.release.version,
-        file_sha256="0" * 64,
-        license=license,
-        hwid_digest=hwid_digest("device"),
-        ip_address=ipv6,
-        user_agent="Java/17",
+    make_download(
+        world.release,
+        license,
+        world.release.version,
+        hwid="device",
+        ip=ipv6,
         endpoint=Download.Endpoint.CLASSLOADER,
+        user_agent="Java/17",
     )
     # The browser's window is 1400 px wide (tests/browser.py).
     assert driver.execute_script("return window.outerWidth") == 1400
