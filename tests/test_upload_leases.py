@@ -119,14 +119,25 @@ def test_a_write_whose_lease_lapsed_is_refused_and_its_object_deleted(
     assert not LedgerEntry.objects.exists()
 
 
+def uploading_entry(world, name, *, size=1, lease_expires_at=None):
+    """An upload in flight of ``world``'s team, its object ``releases/<team>/<name>``; with no
+    ``lease_expires_at``, unleased."""
+    return LedgerEntry.objects.create(
+        team=world.team,
+        key=f"releases/{world.team.id}/{name}",
+        state="UPLOADING",
+        size=size,
+        reason="upload in flight",
+        lease_expires_at=lease_expires_at,
+    )
+
+
 def test_a_lapsed_reservation_no_longer_counts_against_the_limit(client, prepared):
     Team.objects.filter(pk=prepared.team.pk).update(storage_limit_bytes=len(NEW_BYTES) + 10)
-    dead = LedgerEntry.objects.create(
-        team=prepared.team,
-        key=f"releases/{prepared.team.id}/{prepared.release.id}/dead.jar",
-        state="UPLOADING",
+    dead = uploading_entry(
+        prepared,
+        f"{prepared.release.id}/dead.jar",
         size=len(NEW_BYTES),
-        reason="upload in flight",
         lease_expires_at=timezone.now() + timedelta(minutes=1),
     )
     assert_error(put_update(client, prepared), 400, "Storage limit reached")
@@ -142,14 +153,7 @@ def test_leases_are_renewed_only_while_they_hold(world, settings):
     settings.STORAGE_LEASE_SECONDS = 60
     now = timezone.now()
     live, lapsed = (
-        LedgerEntry.objects.create(
-            team=world.team,
-            key=f"releases/{world.team.id}/{name}",
-            state="UPLOADING",
-            size=1,
-            reason="upload in flight",
-            lease_expires_at=now + offset,
-        )
+        uploading_entry(world, name, lease_expires_at=now + offset)
         for name, offset in (("live", timedelta(seconds=5)), ("lapsed", -timedelta(seconds=1)))
     )
 
@@ -163,13 +167,8 @@ def test_leases_are_renewed_only_while_they_hold(world, settings):
 
 def leased_entry(world, *, seconds):
     """An upload in flight whose lease ends in ``seconds``."""
-    return LedgerEntry.objects.create(
-        team=world.team,
-        key=f"releases/{world.team.id}/kept.jar",
-        state="UPLOADING",
-        size=1,
-        reason="upload in flight",
-        lease_expires_at=timezone.now() + timedelta(seconds=seconds),
+    return uploading_entry(
+        world, "kept.jar", lease_expires_at=timezone.now() + timedelta(seconds=seconds)
     )
 
 
@@ -231,12 +230,8 @@ def test_a_write_that_lands_after_the_reconciler_abandoned_it_is_deleted(
 
 def unleased_entry(world, *, age):
     """An UPLOADING entry as code from before leases made it (a rolling deploy): no lease."""
-    entry = LedgerEntry.objects.create(
-        team=world.team,
-        key=f"releases/{world.team.id}/{world.release.id}/old-code-{age.seconds}.jar",
-        state="UPLOADING",
-        size=len(NEW_BYTES),
-        reason="upload in flight",
+    entry = uploading_entry(
+        world, f"{world.release.id}/old-code-{age.seconds}.jar", size=len(NEW_BYTES)
     )
     LedgerEntry.objects.filter(pk=entry.pk).update(created_at=timezone.now() - age)
     return entry
