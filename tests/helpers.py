@@ -21,14 +21,7 @@ from django.utils import timezone
 from delivery.models import Download, hwid_digest
 from lukittu.api import iso_utc
 from releases import storage as storage_module
-from releases.models import (
-    Branch,
-    Product,
-    Release,
-    ReleaseFile,
-    ReleaseLicense,
-    ReleaseMetadata,
-)
+from releases.models import Branch, Product, Release, ReleaseFile, ReleaseLicense, ReleaseMetadata
 from releases.storage import list_objects, release_file_key, release_storage, storage_slot
 from teams.models import AuditLog, Team
 
