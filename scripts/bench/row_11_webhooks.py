@@ -17,7 +17,6 @@ from scripts.bench.results import Row, compared, show
 from scripts.bench.world import World
 
 ROWS = {11}
-
 FLOOD_ENDPOINTS = 20  # the other team's receivers, none of which ever answers
 FLOOD_EVENTS = 50  # queued for each of them: 1,000 deliveries
 FAIRNESS_TARGET = 2.0
