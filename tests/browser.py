@@ -17,6 +17,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.process_tests import require_live
+
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
 NOT_INSTALLED = (
@@ -43,6 +45,7 @@ CHROMIUM_ARGUMENTS = (
 def start_chromium(profile: Path) -> WebDriver:
     """Headless Chromium with a profile of its own in ``profile``. The driver's path is given,
     so selenium never runs Selenium Manager (which would try to download one)."""
+    require_live("Chromium")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in CHROMIUM_ARGUMENTS:

@@ -21,6 +21,7 @@ from lukittu.storage_settings import s3_storage
 from releases.models import Branch, Product, Release, ReleaseStatus
 from teams.models import License, Team
 from teams.services import api_key_create, license_create, team_create
+from tests.process_tests import require_live, running, starts_processes
 
 
 @dataclass
@@ -51,6 +52,27 @@ def build_world(name: str, *, file_uploads: bool = True, storage_limit_mb: int =
     )
     licenses = [license_create(team=team)[0] for _ in range(3)]
     return World(team, key, product, other_product, branch, release, other_release, licenses)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that start processes ``live`` (see tests/process_tests.py)."""
+    # Imported here: tests.live imports this module.
+    from tests.browser import start_chromium
+    from tests.live import live_server
+
+    for item in items:
+        if starts_processes(item, (live_server, start_chromium)):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """Keeps the running test at hand for ``require_live``."""
+    running.append(item)
+    try:
+        return (yield)
+    finally:
+        running.remove(item)
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +175,8 @@ S3_CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name
 @pytest.fixture
 def s3(s3_endpoint: str, settings: pytest.FixtureRequest) -> S3:
     """The service's default storage switched to a fresh bucket on the S3 test server."""
+    # Here, not in the session-wide server's fixture: every test that uses it is checked.
+    require_live("the S3 test server")
     bucket = f"releases-{uuid.uuid4().hex[:16]}"
     client = boto3.client(
         "s3",

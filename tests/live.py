@@ -20,6 +20,7 @@ from django.db import connection
 from gunicorn.config import Config
 
 from tests.conftest import free_port, wait_for_port
+from tests.process_tests import require_live
 
 READY_TIMEOUT = 30
 STOP_TIMEOUT = 20
@@ -137,6 +138,7 @@ def live_server(
     S3), Redis when ``REDIS_URL`` is set, and ``extra_env`` on top. Always stopped on exit.
     With ``config_file``, gunicorn reads it first; the options above still take precedence.
     ``extra_args`` go to gunicorn's command line last (``--timeout 2``, say)."""
+    require_live("gunicorn")
     port = free_port()
     media = directory / "media"
     media.mkdir(parents=True, exist_ok=True)
