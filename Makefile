@@ -1,7 +1,8 @@
 # The two commands a newcomer needs:
 #   make run   - the service on SQLite with local files, with a demo team and its API key
-#   make test  - lint and the test suite (SQLite by default; set DATABASE_URL / REDIS_URL for
-#                PostgreSQL and Redis)
+#   make test  - lint and the whole test suite (SQLite by default; set DATABASE_URL / REDIS_URL
+#                for PostgreSQL and Redis); `make test-fast` leaves out the tests that start
+#                processes (gunicorn, moto, Chromium, manage.py), as CI's SQLite pass does
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
 VENV ?= .venv
@@ -13,7 +14,7 @@ RUN_ENV := DEBUG=true
 # The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
 DEMO := var/demo.json
 
-.PHONY: install install-run run fresh test lint format migrate superuser conformance bench image clean
+.PHONY: install install-run run fresh test test-fast lint format migrate superuser conformance bench image clean
 
 # What running needs; `make run` installs only this.
 $(BIN)/.installed-run: pyproject.toml
@@ -64,8 +65,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# pytest-xdist workers (one per core here; WORKERS=0 runs the tests in this process, one by one).
+WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(WORKERS)
+
+# Without the `live` tests (tests/process_tests.py marks them): what CI runs on SQLite.
+test-fast: lint
+	$(BIN)/pytest -n $(WORKERS) -m "not live"
 
 # schemathesis against a live server with the app's own OpenAPI document (see README)
 conformance: install

@@ -2,14 +2,33 @@
 SQLite test database (threads and server processes in the tests must share it)."""
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("TEAM_KEYS_SECRET", "tests-only-team-keys-secret")
 
-from lukittu.settings import *  # noqa: F403
-from lukittu.settings import BASE_DIR, DATABASES
 
-# One test database per run, so parallel runs never share one.
+def _redis_url_of_this_worker(url: str, worker: str) -> str:
+    """Under pytest-xdist, worker gwN uses the Redis database N below the one REDIS_URL names
+    (gw0 15, gw1 14, ...): each test clears the cache, which must not empty another worker's."""
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    if database < 0:
+        raise ValueError(f"REDIS_URL's database leaves no Redis database for xdist {worker}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+# Changed in the environment, so the servers and commands the tests start use it too.
+if os.environ.get("REDIS_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["REDIS_URL"] = _redis_url_of_this_worker(
+        os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"]
+    )
+
+# After the environment is set: the project's settings read it when imported.
+from lukittu.settings import *  # noqa: E402, F403
+from lukittu.settings import BASE_DIR, DATABASES  # noqa: E402
+
+# One test database per run (per xdist worker: each is a process), so they never share one.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")
