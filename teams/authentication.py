@@ -1,20 +1,15 @@
 """Bearer authentication: the API key is the principal, and it only opens its own team's URLs."""
 
-import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from lukittu.api import ApiError, invalid_api_key, too_many_auth_failures
+from lukittu.sql import Output, Statement, Writer, instance
 from lukittu.throttling import count_auth_failure
 from teams.models import ApiKey, Team
 
@@ -22,74 +17,36 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_HEADER_LENGTH = 256
 
 
-@dataclass(frozen=True)
-class _KeyQuery:
-    """``ApiKey.objects.select_related("team").filter(stem=...)`` written out once: its SQL,
-    the fields of each model in column order, and each column's converters (Django's own, so
-    values reach the models as the ORM would hand them over)."""
-
-    sql: str
-    key_fields: tuple[str, ...]
-    team_fields: tuple[str, ...]
-    converters: tuple[tuple[Any, tuple[Callable[..., Any], ...]], ...]
+_KEY_FIELDS = tuple(field.name for field in ApiKey._meta.concrete_fields)
+_TEAM_FIELDS = tuple(field.name for field in Team._meta.concrete_fields)
 
 
-def _build_key_query(db: BaseDatabaseWrapper) -> _KeyQuery:
-    """Every request of the Developer API starts with this lookup, and building it with the
-    ORM cost more than running it: it is made once per connection from the models' metadata
-    (every concrete field of both, so fields added later are loaded too)."""
-    quote = db.ops.quote_name
-    columns: list[tuple[str, Field]] = [("k", field) for field in ApiKey._meta.concrete_fields]
-    columns += [("t", field) for field in Team._meta.concrete_fields]
-    team_id = ApiKey._meta.get_field("team").column
-    stem = ApiKey._meta.get_field("stem").column
+def _write_key_query(sql: Writer, variant: object) -> tuple[str, list[Output]]:
+    """``ApiKey.objects.select_related("team").filter(stem=...)``: every request of the
+    Developer API starts with this lookup, and building it with the ORM cost more than running
+    it. Every concrete field of both models, so fields added later are loaded too."""
+    outputs = sql.columns("k", _KEY_FIELDS) + sql.columns("t", _TEAM_FIELDS)
     # S608: only the models' quoted table and column names; the stem is a parameter.
-    sql = (
-        "SELECT "  # noqa: S608
-        + ", ".join(f"{alias}.{quote(field.column)}" for alias, field in columns)
-        + f" FROM {quote(ApiKey._meta.db_table)} k INNER JOIN {quote(Team._meta.db_table)} t"
-        f" ON t.{quote(Team._meta.pk.column)} = k.{quote(team_id)}"
-        f" WHERE k.{quote(stem)} = %s"
+    text = (
+        f"SELECT {sql.select(outputs)} FROM {sql.table('k')} "  # noqa: S608
+        f"INNER JOIN {sql.table('t')} ON {sql.col('t.id')} = {sql.col('k.team')} "
+        f"WHERE {sql.col('k.stem')} = %s"
     )
-    converters = []
-    for alias, field in columns:
-        column = field.get_col(alias)
-        functions = db.ops.get_db_converters(column) + column.get_db_converters(db)
-        converters.append((column, tuple(functions)))
-    return _KeyQuery(
-        sql=sql,
-        key_fields=tuple(field.attname for field in ApiKey._meta.concrete_fields),
-        team_fields=tuple(field.attname for field in Team._meta.concrete_fields),
-        converters=tuple(converters),
-    )
+    return text, outputs
 
 
-# Per connection, as the ORM's converters are: some are bound to their connection's
-# operations. Connections are per thread and live as long as their thread.
-_key_queries: "weakref.WeakKeyDictionary[BaseDatabaseWrapper, _KeyQuery]" = (
-    weakref.WeakKeyDictionary()
-)
+_KEY_WITH_TEAM = Statement({"k": ApiKey, "t": Team}, _write_key_query)
 
 
 def _key_with_team(stem: str) -> ApiKey | None:
     """The key whose stem is ``stem`` (unique), its team loaded with it, in one statement."""
-    db = connections[DEFAULT_DB_ALIAS]
-    query = _key_queries.get(db)
-    if query is None:
-        query = _key_queries[db] = _build_key_query(db)
-    with db.cursor() as cursor:
-        cursor.execute(query.sql, [stem])
-        row = cursor.fetchone()
+    row = _KEY_WITH_TEAM.row([stem])
     if row is None:
         return None
-    values = []
-    for value, (column, functions) in zip(row, query.converters, strict=True):
-        for convert in functions:
-            value = convert(value, column, db)
-        values.append(value)
-    split = len(query.key_fields)
-    key = ApiKey.from_db(db.alias, query.key_fields, values[:split])
-    team = Team.from_db(db.alias, query.team_fields, values[split:])
+    split = len(_KEY_FIELDS)
+    key = instance(ApiKey, _KEY_FIELDS, row[:split])
+    team = instance(Team, _TEAM_FIELDS, row[split:])
+    assert key is not None and team is not None  # the primary keys are never NULL here
     # What select_related does: the team is the key's cached related object.
     ApiKey._meta.get_field("team").set_cached_value(key, team)
     return key
