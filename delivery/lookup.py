@@ -5,24 +5,21 @@ to licenses (and, when a version is asked for, the line's latest version).
 
 Every request of the Client API makes these reads, and the ORM's version of them (a query for
 each, with their joins and subqueries) spent most of its time building queries rather than
-waiting for the database. The statement is written from the models' tables and columns, once
-per backend and shape; ``delivery.access`` checks what it finds in the README's order. The
+waiting for the database. The statement is written from the models' tables and columns
+through ``lukittu.sql``, once per connection and shape, and its values are read through the
+fields' own converters; ``delivery.access`` checks what it finds in the README's order. The
 rows come back as deferred model instances: a field that was not read is loaded on first use
 rather than wrong."""
 
-import functools
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import connection
-from django.db.models import Model
+from django.db.models import BooleanField, CharField, Model
 
+from lukittu.sql import Output, Statement, Writer, instance, param
 from releases.models import Branch, Product, Release, ReleaseFile, ReleaseLicense
 from teams.models import License, Team, TeamKeyPair
-
-M = TypeVar("M", bound=Model)
 
 # What each row brings, per model: (table alias, model, field names), in the SELECT's order.
 TEAM = ("t", Team, ("id", "file_uploads_enabled", "seat_timeout_minutes"))
@@ -93,42 +90,41 @@ ALIASES: dict[str, type[Model]] = {
 }
 
 
-def table(alias: str) -> str:
-    return f"{connection.ops.quote_name(ALIASES[alias]._meta.db_table)} {alias}"
-
-
-def col(reference: str) -> str:
-    """``"l.key_digest"``: the alias and the field's column, quoted."""
-    alias, name = reference.split(".")
-    column = ALIASES[alias]._meta.get_field(name).column
-    return f"{alias}.{connection.ops.quote_name(column)}"
-
-
-@functools.cache
-def _statement(vendor: str, shape: Shape) -> str:
-    """The SQL for ``shape``, in standard SQL that PostgreSQL and SQLite both read (``vendor``
-    only keys the cache: the quoting is the connection's). Its parameters, in order: the
-    product id (opens), [the product id (the line's latest version)], the key's digest, [the
-    product id and the branch's name], the product id (the release), [the version], the team
-    id. S608 below: the text is made only of the models' table and column names, quoted; every
-    value is a parameter."""
-    selected = [col(f"{alias}.{name}") for alias, _, names in shape.sources() for name in names]
-    selected.append(
+def _write(sql: Writer, shape: Shape) -> tuple[str, list[Output]]:
+    """The SQL for ``shape``, in standard SQL that PostgreSQL and SQLite both read. Its
+    parameters, in order: the product id (opens), [the product id (the line's latest
+    version)], the key's digest, [the product id and the branch's name], the product id (the
+    release), [the version], the team id. S608 below: the text is made only of the models'
+    table and column names, quoted; every value is a parameter."""
+    table, col = sql.table, sql.col
+    selected = [out for alias, _, names in shape.sources() for out in sql.columns(alias, names)]
+    opens = (
         f"EXISTS (SELECT 1 FROM {table('o')} INNER JOIN {table('op')} "  # noqa: S608
         f"ON {col('op.id')} = {col('o.product')} WHERE {col('o.license')} = {col('l.id')} "
         f"AND {col('o.product')} = %s AND {col('op.team')} = {col('t.id')})"
     )
-    selected.append(
+    limited = (
         f"EXISTS (SELECT 1 FROM {table('rl')} "  # noqa: S608
         f"WHERE {col('rl.release')} = {col('r.id')})"
     )
+    selected += [sql.computed(opens, BooleanField()), sql.computed(limited, BooleanField())]
     if shape.version:
         latest_line = f"= {col('b.id')}" if shape.branch else "IS NULL"
-        selected.append(
+        latest = (
             f"(SELECT {col('r2.version')} FROM {table('r2')} INNER JOIN {table('f2')} "  # noqa: S608
             f"ON {col('f2.release')} = {col('r2.id')} WHERE {col('r2.product')} = %s "
             f"AND {col('r2.branch')} {latest_line} AND {col('r2.latest')})"
         )
+        selected.append(sql.computed(latest, CharField()))
+    return (
+        f"SELECT {sql.select(selected)} FROM {table('t')} "  # noqa: S608
+        + " ".join(_joins(sql, shape))
+        + f" WHERE {col('t.id')} = %s AND {col('t.deleted_at')} IS NULL"
+    ), selected
+
+
+def _joins(sql: Writer, shape: Shape) -> list[str]:
+    table, col = sql.table, sql.col
     joins = []
     if shape.key_pair:
         joins.append(f"LEFT OUTER JOIN {table('k')} ON {col('k.team')} = {col('t.id')}")
@@ -150,57 +146,10 @@ def _statement(vendor: str, shape: Shape) -> str:
     )
     if shape.product:
         joins.append(f"LEFT OUTER JOIN {table('p')} ON {col('p.id')} = {col('r.product')}")
-    return (
-        f"SELECT {', '.join(selected)} FROM {table('t')} "  # noqa: S608
-        + " ".join(joins)
-        + f" WHERE {col('t.id')} = %s AND {col('t.deleted_at')} IS NULL"
-    )
+    return joins
 
 
-def _prepared(model: type[Model], name: str, value: Any) -> Any:
-    return model._meta.get_field(name).get_db_prep_value(value, connection)
-
-
-def _python(value: Any) -> Any:
-    """A value as the ORM would give it: on SQLite a UUID column is 32 hex digits and a
-    datetime is naive UTC."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-@functools.cache
-def _plan(model: type[Model], names: tuple[str, ...]) -> tuple[list[str], list[str], list[int]]:
-    """For ``names`` read in this order: their attnames, how to convert each ("uuid", "bool"
-    or ""), and the order of the model's concrete fields among them (what ``from_db`` takes)."""
-    fields = [model._meta.get_field(name) for name in names]
-    attnames = [field.attname for field in fields]
-    kinds = []
-    for field in fields:
-        target = field.target_field if field.is_relation else field
-        kind = target.get_internal_type()
-        kinds.append({"UUIDField": "uuid", "BooleanField": "bool"}.get(kind, ""))
-    order = [
-        attnames.index(f.attname) for f in model._meta.concrete_fields if f.attname in attnames
-    ]
-    return attnames, kinds, order
-
-
-def _instance(model: type[M], names: tuple[str, ...], values: list[Any]) -> M | None:
-    """A model instance from the row's values for ``names`` (None if its primary key is NULL:
-    the outer join matched nothing); the fields not read are deferred."""
-    if values[0] is None:  # the primary key comes first
-        return None
-    attnames, kinds, order = _plan(model, names)
-    converted = []
-    for kind, value in zip(kinds, values, strict=True):
-        if value is not None:
-            if kind == "uuid" and not isinstance(value, uuid.UUID):
-                value = uuid.UUID(value)
-            elif kind == "bool":
-                value = bool(value)
-        converted.append(_python(value))
-    return model.from_db(connection.alias, attnames, [converted[index] for index in order])
+STATEMENT = Statement(ALIASES, _write)
 
 
 def lookup(
@@ -216,7 +165,7 @@ def lookup(
     shape = Shape(
         key_pair=key_pair, branch=branch is not None, version=version is not None, product=product
     )
-    product_value = _prepared(Product, "id", product_id)
+    product_value = param(Product, "id", product_id)
     params: list[Any] = [product_value]  # opens
     if shape.version:
         params.append(product_value)  # the latest version's subquery, in the SELECT list
@@ -226,25 +175,22 @@ def lookup(
     params.append(product_value)
     if shape.version:
         params.append(version)
-    params.append(_prepared(Team, "id", team_id))
-    with connection.cursor() as cursor:
-        cursor.execute(_statement(connection.vendor, shape), params)
-        row = cursor.fetchone()
-    if row is None:
+    params.append(param(Team, "id", team_id))
+    values = STATEMENT.row(params, shape)
+    if values is None:
         return Found(None, None, None, None, None, None, None)
-    values = list(row)
     parts: dict[type[Model], Model | None] = {}
     for _, model, names in shape.sources():
-        parts[model], values = _instance(model, names, values[: len(names)]), values[len(names) :]
+        parts[model], values = instance(model, names, values[: len(names)]), values[len(names) :]
     opens, limited, *latest = values
     license = parts[License]
     if license is not None:
-        license.opens_product = bool(opens)
+        license.opens_product = opens
     release = parts[Release]
     file = parts[ReleaseFile]
     branch_row = parts.get(Branch)
     if release is not None and file is not None:
-        release.limited = bool(limited)
+        release.limited = limited
         release.file = file
         release.branch = branch_row
         if shape.product:
