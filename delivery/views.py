@@ -33,8 +33,8 @@ from delivery.streams import (
 )
 from lukittu.api import ApiError, Code, iso_utc, success
 from lukittu.ids import parse_uuid
+from lukittu.views import client_ip
 from releases.models import ReleaseFile
-from releases.views import client_ip
 
 
 class ClientApiView(APIView):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from releases.views import client_ip
+from lukittu.views import client_ip
 from teams.models import MEGABYTE
 from teams.services import AuditActor
 

@@ -35,6 +35,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from lukittu.views import client_ip
+
 logger = logging.getLogger("lukittu.metrics")
 
 HTTP_REQUESTS = Counter(
@@ -226,9 +228,6 @@ def client_address(request: HttpRequest) -> str | None:
     """The caller's address as the audit log records it (``NUM_PROXIES`` honoured), or None
     for a request without one (the test client's ``force_login`` builds such a request, and
     django-axes, which uses this too, asks for its address)."""
-    # Imported here: the views import the services, which import this module.
-    from releases.views import client_ip
-
     if not request.META.get("REMOTE_ADDR"):
         return None
     return client_ip(request)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from lukittu.api import ERROR_CODES, ApiError, Code, internal_error, invalid_api_key
 
@@ -664,3 +665,84 @@ def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> S
                     )
                 )
     return result
+
+
+# --- Shared by every app's operations: envelopes, bodies and the errors of lists and bodies
+
+
+def success_example(details: str, data: Any) -> OpenApiExample:
+    return OpenApiExample(
+        details,
+        value={
+            "data": data,
+            "result": {"timestamp": EXAMPLE_TIMESTAMP, "valid": True, "details": details},
+        },
+    )
+
+
+def page_of(name: str, item: Schema) -> Schema:
+    return envelope_schema(
+        {
+            "type": "object",
+            "properties": {
+                name: {"type": "array", "items": item},
+                "hasNextPage": {"type": "boolean"},
+                "totalResults": {"type": "integer", "minimum": 0},
+            },
+            "required": [name, "hasNextPage", "totalResults"],
+        }
+    )
+
+
+def one(schema: Schema, description: str, details: str, example: Schema) -> OpenApiResponse:
+    return OpenApiResponse(
+        response=envelope_schema(schema),
+        description=description,
+        examples=[success_example(details, example)],
+    )
+
+
+def json_request(schema: Schema, example: Schema) -> dict[str, Any]:
+    """``extend_schema`` arguments for a JSON body: the schema and its prefilled example."""
+    return {
+        "request": {"application/json": schema},
+        "examples": [OpenApiExample("Body", value=example, request_only=True)],
+    }
+
+
+INVALID_TEAM_ID = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid teamId",
+    "`teamId` is not a UUID (36 characters, ASCII hex digits and hyphens)",
+)
+
+BAD_QUERY = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid query parameter: <names>",
+    "a query parameter has a bad value, is repeated or is unknown",
+    data={"errors": [{"message": "Unknown parameter.", "path": ["sort"]}]},
+    example_details="Invalid query parameter: sort",
+)
+UNSUPPORTED = ErrorCase(
+    415,
+    Code.BAD_REQUEST,
+    "Unsupported media type",
+    "the body is not `application/json`",
+    data={
+        "errors": [
+            {"message": "Send a JSON object with Content-Type: application/json", "path": []}
+        ]
+    },
+)
+MALFORMED = ErrorCase(400, Code.BAD_REQUEST, "Malformed JSON body", "the body is not JSON")
+INVALID_BODY = ErrorCase(
+    400,
+    Code.BAD_REQUEST,
+    "Invalid request body",
+    "a field is missing, of the wrong type, too long, blank or unknown; `data.errors` has each",
+    data={"errors": [{"message": "This field is required.", "path": ["name"]}]},
+)
+
+BODY_ERRORS = (UNSUPPORTED, MALFORMED, INVALID_BODY)

@@ -3,34 +3,39 @@ and each operation's error table in the order the service checks it."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
 from lukittu.api import Code
+from lukittu.fields import MAX_PAGE, PAGE_SIZES
 from lukittu.openapi import (
+    BAD_QUERY,
+    BODY_ERRORS,
     EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    INVALID_TEAM_ID,
     MALFORMED_IF_NONE_MATCH,
     PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
     ErrorCase,
     add_errors,
-    envelope_schema,
+    json_request,
+    one,
+    page_of,
     path_parameter,
     ref,
     register,
+    success_example,
 )
 from releases.catalog import URL_PATTERN
 from releases.models import NAME_PATTERN, NAME_RULE
 from releases.openapi import (
     EXAMPLE_BRANCH_ID,
     EXAMPLE_PRODUCT_ID,
-    INVALID_TEAM_ID,
     TEXT_255,
-    success_example,
 )
-from releases.serializers import MAX_PAGE, PAGE_SIZES, TEXT_PATTERN
+from releases.serializers import TEXT_PATTERN
 
 Schema = dict[str, Any]
 PRODUCTS = "Dev - Products"
@@ -99,20 +104,6 @@ BRANCH_BODY = register(
 )
 
 
-def page_of(name: str, item: Schema) -> Schema:
-    return envelope_schema(
-        {
-            "type": "object",
-            "properties": {
-                name: {"type": "array", "items": item},
-                "hasNextPage": {"type": "boolean"},
-                "totalResults": {"type": "integer", "minimum": 0},
-            },
-            "required": [name, "hasNextPage", "totalResults"],
-        }
-    )
-
-
 PRODUCT_EXAMPLE = {
     "id": EXAMPLE_PRODUCT_ID,
     "name": "My App",
@@ -141,22 +132,6 @@ LIST_PARAMETERS = [
 ]
 
 
-def one(schema: Schema, description: str, details: str, example: Schema) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=envelope_schema(schema),
-        description=description,
-        examples=[success_example(details, example)],
-    )
-
-
-def json_request(schema: Schema, example: Schema) -> dict[str, Any]:
-    """``extend_schema`` arguments for a JSON body: the schema and its prefilled example."""
-    return {
-        "request": {"application/json": schema},
-        "examples": [OpenApiExample("Body", value=example, request_only=True)],
-    }
-
-
 # --- Errors, in the order they are checked -----------------------------------------------------
 
 INVALID_PRODUCT_ID = ErrorCase(
@@ -168,33 +143,6 @@ PRODUCT_NOT_FOUND = ErrorCase(
 )
 BRANCH_NOT_FOUND = ErrorCase(
     404, Code.RELEASE_NOT_FOUND, "Branch not found", "not a branch of the team's products"
-)
-BAD_QUERY = ErrorCase(
-    400,
-    Code.BAD_REQUEST,
-    "Invalid query parameter: <names>",
-    "a query parameter has a bad value, is repeated or is unknown",
-    data={"errors": [{"message": "Unknown parameter.", "path": ["sort"]}]},
-    example_details="Invalid query parameter: sort",
-)
-UNSUPPORTED = ErrorCase(
-    415,
-    Code.BAD_REQUEST,
-    "Unsupported media type",
-    "the body is not `application/json`",
-    data={
-        "errors": [
-            {"message": "Send a JSON object with Content-Type: application/json", "path": []}
-        ]
-    },
-)
-MALFORMED = ErrorCase(400, Code.BAD_REQUEST, "Malformed JSON body", "the body is not JSON")
-INVALID_BODY = ErrorCase(
-    400,
-    Code.BAD_REQUEST,
-    "Invalid request body",
-    "a field is missing, of the wrong type, too long, blank or unknown; `data.errors` has each",
-    data={"errors": [{"message": "This field is required.", "path": ["name"]}]},
 )
 NAME_TAKEN = ErrorCase(
     409,
@@ -208,9 +156,6 @@ TOO_MANY_BRANCHES = ErrorCase(
     "Max branches per product reached",
     "the product has the team's `max_branches_per_product` branches (10 by default)",
 )
-
-
-BODY_ERRORS = (UNSUPPORTED, MALFORMED, INVALID_BODY)
 
 
 def in_use(what: str) -> ErrorCase:

@@ -13,11 +13,9 @@ product (409); the team's ``max_branches_per_product`` caps branches (403).
 import re
 from typing import Any
 
-from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from rest_framework import exceptions, serializers
-from rest_framework.parsers import JSONParser
+from django.db.models import Q
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,20 +26,13 @@ from lukittu.conditions import (
     fingerprint,
     run_write,
 )
+from lukittu.fields import MAX_PAGE, PAGE_SIZES, ClosedSerializer, StrictCharField, StrictPageField
+from lukittu.views import JsonApiView, json_body, page_of, parse_query
 from releases import catalog
 from releases import catalog_openapi as openapi
 from releases.catalog import URL_PATTERN, branch_payload, product_payload
 from releases.models import Branch, Product, no_control_characters
-from releases.serializers import (
-    MAX_PAGE,
-    PAGE_SIZES,
-    ClosedSerializer,
-    StrictCharField,
-    StrictPageField,
-    error_list,
-)
-from releases.views import TeamApiView, actor_for, parse_query
-from teams.services import AuditActor
+from teams.services import audit_actor
 
 # --- Bodies and queries ------------------------------------------------------------------------
 
@@ -81,42 +72,8 @@ class CatalogListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
 
-JSON_HINT = "Send a JSON object with Content-Type: application/json"
-
-
-def invalid_body(errors: list[dict[str, Any]]) -> ApiError:
-    return ApiError(400, Code.BAD_REQUEST, "Invalid request body", data={"errors": errors})
-
-
-def json_body(request: Request, serializer_class: type[ClosedSerializer]) -> dict[str, Any]:
-    """The validated JSON object of a create or update."""
-    try:
-        data = request.data
-    except exceptions.UnsupportedMediaType:
-        raise ApiError(
-            415,
-            Code.BAD_REQUEST,
-            "Unsupported media type",
-            data={"errors": [{"message": JSON_HINT, "path": []}]},
-        ) from None
-    except (exceptions.ParseError, RecursionError):
-        # RecursionError: JSON nested too deeply for Python's parser is malformed too.
-        raise ApiError(400, Code.BAD_REQUEST, "Malformed JSON body") from None
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise invalid_body(error_list(serializer.errors))
-    return dict(serializer.validated_data)
-
-
 def list_query(request: Request) -> dict[str, Any]:
     return parse_query(request, CatalogListQuerySerializer)
-
-
-def page_of(queryset: QuerySet, query: dict[str, Any]) -> tuple[list[Any], int, bool]:
-    paginator = Paginator(queryset, query["pageSize"])
-    page = paginator.get_page(query["page"]) if paginator.count else None
-    items = list(page.object_list) if page and page.number == query["page"] else []
-    return items, paginator.count, query["page"] < paginator.num_pages
 
 
 # --- Lookups inside the key's team -------------------------------------------------------------
@@ -134,20 +91,6 @@ def branch_in_team(request: Request, branch_id: Any) -> Branch:
     if branch is None:
         raise ApiError(404, Code.RELEASE_NOT_FOUND, "Branch not found")
     return branch
-
-
-def audit_actor(request: Request) -> AuditActor:
-    actor = actor_for(request)
-    return AuditActor(
-        label=actor.label,
-        api_key=actor.api_key,
-        ip_address=actor.ip_address,
-        user_agent=actor.user_agent,
-    )
-
-
-class JsonApiView(TeamApiView):
-    parser_classes = [JSONParser]
 
 
 # --- Views -------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
-    OpenApiExample,
     OpenApiParameter,
     OpenApiRequest,
     OpenApiResponse,
@@ -17,10 +16,11 @@ from drf_spectacular.utils import (
 )
 
 from lukittu.api import Code, database_unavailable, unsupported_media_type
+from lukittu.fields import MAX_PAGE, PAGE_SIZES
 from lukittu.openapi import (
-    EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    INVALID_TEAM_ID,
     MALFORMED_IF_NONE_MATCH,
     PRECONDITION_FAILED,
     RATE_LIMITED,
@@ -33,14 +33,13 @@ from lukittu.openapi import (
     path_parameter,
     ref,
     register,
+    success_example,
 )
 from releases.ledger import reservation_lapsed
 from releases.models import ReleaseStatus
 from releases.serializers import (
     MAX_LICENSES,
     MAX_METADATA,
-    MAX_PAGE,
-    PAGE_SIZES,
     SORT_COLUMNS,
     TEXT_PATTERN,
     VERSION_PATTERN,
@@ -480,16 +479,6 @@ RELEASE_EXAMPLE = {
 }
 
 
-def success_example(details: str, data: Any) -> OpenApiExample:
-    return OpenApiExample(
-        details,
-        value={
-            "data": data,
-            "result": {"timestamp": EXAMPLE_TIMESTAMP, "valid": True, "details": details},
-        },
-    )
-
-
 def release_response(description: str, details: str) -> OpenApiResponse:
     """The release in the envelope, with an example whose ``details`` is ``details``."""
     return OpenApiResponse(
@@ -505,12 +494,6 @@ def release_response(description: str, details: str) -> OpenApiResponse:
 # refuses while parsing the body. Built with the document: the 413 names MAX_RELEASE_FILE_MB.
 
 MEBIBYTE = 1024 * 1024
-INVALID_TEAM_ID = ErrorCase(
-    400,
-    Code.BAD_REQUEST,
-    "Invalid teamId",
-    "`teamId` is not a UUID (36 characters, ASCII hex digits and hyphens)",
-)
 INVALID_RELEASE_ID = ErrorCase(
     400, Code.BAD_REQUEST, "Invalid releaseId", "`releaseId` is not a UUID"
 )

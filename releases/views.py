@@ -1,8 +1,6 @@
 """The Developer API's release endpoints: thin views over the services."""
 
-import ipaddress
 import json
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -10,13 +8,11 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
-from rest_framework.throttling import BaseThrottle
-from rest_framework.views import APIView
 
 from lukittu.api import ApiError, Code, success, unsupported_media_type
 from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
-from lukittu.ids import parse_uuid
+from lukittu.fields import error_list
+from lukittu.views import TeamApiView, client_ip, parse_query
 from releases import openapi
 from releases.parsers import ReleaseMultiPartParser, incomplete_body
 from releases.selectors import release_detail, release_list
@@ -24,7 +20,6 @@ from releases.serializers import (
     ReleaseCreateSerializer,
     ReleaseListQuerySerializer,
     ReleaseUpdateSerializer,
-    error_list,
     release_payload,
 )
 from releases.services import (
@@ -61,23 +56,6 @@ def parse_data_field(raw: str) -> dict[str, Any]:
     return value
 
 
-def parse_path_id(value: str, label: str) -> uuid.UUID:
-    """A UUID in its canonical 36-character form (any case), else 400 ``Invalid <label>``."""
-    try:
-        return parse_uuid(value)
-    except ValueError:
-        raise ApiError(400, Code.BAD_REQUEST, f"Invalid {label}") from None
-
-
-def client_ip(request: Request) -> str | None:
-    """The caller's address (``NUM_PROXIES`` trusted hops of X-Forwarded-For honoured)."""
-    candidate = BaseThrottle().get_ident(request)
-    try:
-        return str(ipaddress.ip_address(candidate.strip()))
-    except ValueError:
-        return None
-
-
 def actor_for(request: Request) -> Actor:
     key: ApiKey = request.auth
     return Actor(
@@ -87,28 +65,6 @@ def actor_for(request: Request) -> Actor:
         ip_address=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
     )
-
-
-class TeamApiView(APIView):
-    """A Developer API view under ``/teams/{teamId}/``: path ids are checked before anything
-    else, then the key (authentication, team), then the rate limit."""
-
-    # URL parameter -> the attribute that holds it as a UUID.
-    path_ids: dict[str, str] = {"teamId": "team_id"}
-    # No OPTIONS: there is no metadata to describe, so it is a 405 like any unknown method.
-    http_method_names = ["get", "post", "put", "patch", "delete", "head"]
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        for name, attribute in self.path_ids.items():
-            setattr(self, attribute, parse_path_id(kwargs[name], name))
-        super().initial(request, *args, **kwargs)
-
-    def finalize_response(
-        self, request: Request, response: Response, *args: Any, **kwargs: Any
-    ) -> Response:
-        for name, value in getattr(request, "rate_limit", {}).items():
-            response[name] = value
-        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class MultipartUploadMixin:
@@ -201,28 +157,6 @@ def request_fingerprint(data: dict[str, Any], upload: ReleaseUpload | None) -> s
     return fingerprint(data, upload.sha256 if upload is not None else None)
 
 
-def parse_query(
-    request: Request, serializer_class: type[Serializer] = ReleaseListQuerySerializer
-) -> dict[str, Any]:
-    """A list's query parameters, validated (every list of the Developer API). A bad value, a
-    repeated parameter or an unknown one (a misspelt ``productID`` would otherwise quietly list
-    everything) is a 400 that names each."""
-    params = request.query_params
-    known = serializer_class().fields
-    repeated = sorted(name for name in known if len(params.getlist(name)) > 1)
-    unknown = [name for name in params if name not in known]
-    serializer = serializer_class(data={name: params[name] for name in params if name in known})
-    errors = [] if serializer.is_valid() else error_list(serializer.errors)
-    errors += [{"message": "Give this parameter once.", "path": [name]} for name in repeated]
-    errors += [{"message": "Unknown parameter.", "path": [name]} for name in unknown]
-    if errors:
-        names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
-        raise ApiError(
-            400, Code.BAD_REQUEST, f"Invalid query parameter: {names}", data={"errors": errors}
-        )
-    return serializer.validated_data
-
-
 class ReleaseListView(MultipartUploadMixin, TeamApiView):
     """``/teams/{teamId}/releases``: list (GET) and create (POST)."""
 
@@ -234,7 +168,7 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
 
     @openapi.list_releases
     def get(self, request: Request, **kwargs: Any) -> Response:
-        query = parse_query(request)
+        query = parse_query(request, ReleaseListQuerySerializer)
         page = release_list(
             team=request.auth.team,
             product_id=query.get("productId"),

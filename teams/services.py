@@ -19,7 +19,9 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
+from rest_framework.request import Request
 
+from lukittu.views import client_ip
 from teams.keys import new_key_pair
 from teams.models import (
     DEFAULT_MAX_BRANCHES_PER_PRODUCT,
@@ -61,6 +63,17 @@ class AuditActor:
     api_key: ApiKey | None = None
     ip_address: str | None = None
     user_agent: str = ""
+
+
+def audit_actor(request: Request) -> AuditActor:
+    """The API key of a Developer API request, as the audit log records it."""
+    key: ApiKey = request.auth
+    return AuditActor(
+        label=key.prefix,
+        api_key=key,
+        ip_address=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
 
 
 def jsonable(value: Any) -> Any:

@@ -8,22 +8,27 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 
 from lukittu import openapi as shared
 from lukittu.api import Code
+from lukittu.fields import MAX_PAGE, PAGE_SIZES
 from lukittu.openapi import (
+    BAD_QUERY,
+    BODY_ERRORS,
     EXAMPLE_TIMESTAMP,
     IDEMPOTENCY_ERRORS,
     INTERNAL_ERROR,
+    INVALID_TEAM_ID,
     PRECONDITION_FAILED,
     RATE_LIMITED,
     UNAUTHORIZED,
     ErrorCase,
     add_errors,
+    json_request,
+    one,
+    page_of,
     path_parameter,
     ref,
     register,
+    success_example,
 )
-from releases.catalog_openapi import BAD_QUERY, BODY_ERRORS, json_request, one, page_of
-from releases.openapi import INVALID_TEAM_ID, success_example
-from releases.serializers import MAX_PAGE, PAGE_SIZES
 from webhooks import services
 from webhooks.events import EVENT_TYPES, TEST_EVENT
 

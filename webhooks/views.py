@@ -21,8 +21,7 @@ from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, success
 from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
-from releases.catalog_views import JsonApiView, audit_actor, json_body, page_of
-from releases.serializers import (
+from lukittu.fields import (
     MAX_PAGE,
     PAGE_SIZES,
     ClosedSerializer,
@@ -31,7 +30,8 @@ from releases.serializers import (
     StrictChoiceField,
     StrictPageField,
 )
-from releases.views import parse_query
+from lukittu.views import JsonApiView, json_body, page_of, parse_query
+from teams.services import audit_actor
 from webhooks import openapi, services
 from webhooks.destinations import url_problem
 from webhooks.events import EVENT_TYPES
