@@ -1,15 +1,15 @@
 """Release reads, always inside one team."""
 
-import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Model, QuerySet
+from django.db.models import F, JSONField, QuerySet
 from django.db.models.functions import Collate
 
 from lukittu.api import ApiError, Code
+from lukittu.sql import Output, Statement, Writer, param
 from releases.models import (
     Branch,
     Product,
@@ -43,84 +43,79 @@ def _with_payload_relations(queryset: QuerySet[Release]) -> QuerySet[Release]:
     )
 
 
-# Where each column of a ``ReleaseRow`` comes from: (table alias, model, field), in order.
-_ROW_SOURCES: tuple[tuple[str, type[Model], str], ...] = (
-    ("r", Release, "id"),
-    ("r", Release, "version"),
-    ("r", Release, "status"),
-    ("r", Release, "latest"),
-    ("r", Release, "product"),
-    ("r", Release, "branch"),
-    ("r", Release, "team"),
-    ("r", Release, "created_at"),
-    ("r", Release, "updated_at"),
-    ("p", Product, "name"),
-    ("p", Product, "url"),
-    ("p", Product, "team"),
-    ("p", Product, "created_by_user_id"),
-    ("p", Product, "created_at"),
-    ("p", Product, "updated_at"),
-    ("b", Branch, "name"),
-    ("f", ReleaseFile, "id"),
-    ("f", ReleaseFile, "key"),
-    ("f", ReleaseFile, "size"),
-    ("f", ReleaseFile, "name"),
-    ("f", ReleaseFile, "checksum"),
-    ("f", ReleaseFile, "sha256"),
-    ("f", ReleaseFile, "main_class_name"),
-    ("f", ReleaseFile, "created_at"),
+# Where each column of a ``ReleaseRow`` comes from: (table alias, field), in order.
+_ROW_SOURCES: tuple[tuple[str, str], ...] = (
+    ("r", "id"),
+    ("r", "version"),
+    ("r", "status"),
+    ("r", "latest"),
+    ("r", "product"),
+    ("r", "branch"),
+    ("r", "team"),
+    ("r", "created_at"),
+    ("r", "updated_at"),
+    ("p", "name"),
+    ("p", "url"),
+    ("p", "team"),
+    ("p", "created_by_user_id"),
+    ("p", "created_at"),
+    ("p", "updated_at"),
+    ("b", "name"),
+    ("f", "id"),
+    ("f", "key"),
+    ("f", "size"),
+    ("f", "name"),
+    ("f", "checksum"),
+    ("f", "sha256"),
+    ("f", "main_class_name"),
+    ("f", "created_at"),
 )
 
 
-@functools.cache
-def _release_row_sql(vendor: str) -> str:
-    """The one statement of ``release_detail``, written from the models' tables and columns.
-    The metadata and license links come as JSON arrays of arrays, whose order the caller
-    restores (each carries its sort key), so the only difference between backends is the
-    names of two JSON functions."""
+def _write_release_row(sql: Writer, variant: object) -> tuple[str, list[Output]]:
+    """The one statement of ``release_detail``. The metadata and license links come as JSON
+    arrays of arrays, whose order the caller restores (each carries its sort key), so the only
+    difference between backends is the names of two JSON functions (on PostgreSQL the jsonb
+    ones, which the driver hands over as text for ``JSONField`` to read, as it reads a column)."""
     if len(_ROW_SOURCES) + 2 != len(ReleaseRow._fields):
         raise AssertionError("_ROW_SOURCES does not match ReleaseRow")
-    if vendor == "postgresql":
-        aggregate, array = "json_agg", "json_build_array"
+    if sql.vendor == "postgresql":
+        aggregate, array = "jsonb_agg", "jsonb_build_array"
     else:  # SQLite's JSON1 functions, which the audit log's JSONField already needs
         aggregate, array = "json_group_array", "json_array"
-    quote = connection.ops.quote_name
-
-    def table(model: type[Model]) -> str:
-        return quote(model._meta.db_table)
-
-    def column(alias: str, model: type[Model], name: str) -> str:
-        return f"{alias}.{quote(model._meta.get_field(name).column)}"
-
-    def metadata(name: str) -> str:
-        return column("m", ReleaseMetadata, name)
-
-    def link(name: str) -> str:
-        return column("l", ReleaseLicense, name)
-
+    table, col = sql.table, sql.col
+    selected = [sql.column(f"{alias}.{name}") for alias, name in _ROW_SOURCES]
+    metadata = ", ".join(col(f"m.{name}") for name in ("position", "id", "key", "value", "locked"))
     # S608 below: the text is made only of the models' table and column names, quoted; the
     # two values (the ids) are parameters.
-    release_id = column("r", Release, "id")
-    selected = [column(*source) for source in _ROW_SOURCES]
-    selected.append(
-        f"(SELECT {aggregate}({array}("  # noqa: S608
-        + ", ".join(metadata(name) for name in ("position", "id", "key", "value", "locked"))
-        + f")) FROM {table(ReleaseMetadata)} m WHERE {metadata('release')} = {release_id})"
+    aggregates = (
+        f"(SELECT {aggregate}({array}({metadata})) FROM {table('m')} "  # noqa: S608
+        f"WHERE {col('m.release')} = {col('r.id')})",
+        f"(SELECT {aggregate}({array}({col('l.id')}, {col('l.license')})) "  # noqa: S608
+        f"FROM {table('l')} WHERE {col('l.release')} = {col('r.id')})",
     )
-    selected.append(
-        f"(SELECT {aggregate}({array}({link('id')}, {link('license')})) "  # noqa: S608
-        f"FROM {table(ReleaseLicense)} l WHERE {link('release')} = {release_id})"
+    selected += [sql.computed(text, JSONField()) for text in aggregates]
+    text = (
+        f"SELECT {sql.select(selected)} FROM {table('r')} "  # noqa: S608
+        f"INNER JOIN {table('p')} ON {col('p.id')} = {col('r.product')} "
+        f"LEFT OUTER JOIN {table('b')} ON {col('b.id')} = {col('r.branch')} "
+        f"LEFT OUTER JOIN {table('f')} ON {col('f.release')} = {col('r.id')} "
+        f"WHERE {col('r.id')} = %s AND {col('r.team')} = %s"
     )
-    return (
-        f"SELECT {', '.join(selected)} FROM {table(Release)} r "  # noqa: S608
-        f"INNER JOIN {table(Product)} p ON {column('p', Product, 'id')} = "
-        f"{column('r', Release, 'product')} "
-        f"LEFT OUTER JOIN {table(Branch)} b ON {column('b', Branch, 'id')} = "
-        f"{column('r', Release, 'branch')} "
-        f"LEFT OUTER JOIN {table(ReleaseFile)} f ON {column('f', ReleaseFile, 'release')} = "
-        f"{release_id} "
-        f"WHERE {release_id} = %s AND {column('r', Release, 'team')} = %s"
-    )
+    return text, selected
+
+
+_RELEASE_ROW = Statement(
+    {
+        "r": Release,
+        "p": Product,
+        "b": Branch,
+        "f": ReleaseFile,
+        "m": ReleaseMetadata,
+        "l": ReleaseLicense,
+    },
+    _write_release_row,
+)
 
 
 def release_detail(*, team_id: uuid.UUID, release_id: uuid.UUID) -> dict[str, Any]:
@@ -128,14 +123,8 @@ def release_detail(*, team_id: uuid.UUID, release_id: uuid.UUID) -> dict[str, An
     license ids, in one statement. Get Release is the API's most frequent read, and the ORM's
     version (a select_related query and two prefetches) spent most of its time building
     queries and model instances that are only turned into JSON; this reads plain values."""
-    pk = Release._meta.pk
-    params = [
-        pk.get_db_prep_value(release_id, connection),
-        Team._meta.pk.get_db_prep_value(team_id, connection),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_release_row_sql(connection.vendor), params)
-        row = cursor.fetchone()
+    params = [param(Release, "id", release_id), param(Release, "team", team_id)]
+    row = _RELEASE_ROW.row(params)
     if row is None:
         raise ApiError(404, Code.RELEASE_NOT_FOUND, "Release not found")
     return release_payload_from_row(ReleaseRow._make(row))
