@@ -8,7 +8,6 @@ Every request of the Client API comes through here: what the checks read up to t
 read in one statement (``delivery.lookup``) and checked in order here.
 """
 
-import functools
 import hashlib
 import logging
 import secrets
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db.models import IntegerField
 from django.utils import timezone
 
 from delivery.crypto import InvalidSessionKey, decrypt_session_key
@@ -26,6 +25,7 @@ from delivery.models import SessionKeyUse
 from delivery.params import ClientQuery
 from lukittu import throttling
 from lukittu.api import ApiError, Code
+from lukittu.sql import Output, Statement, Writer, param
 from releases.models import Product, Release, ReleaseFile, ReleaseStatus
 from teams.keys import KeySealError, key_pair_for, private_key_of
 from teams.models import License, Team, TeamKeyPair
@@ -131,39 +131,34 @@ def _claim_session_key(team: Team, digest: str) -> None:
     cutoff = now - SESSION_KEY_WINDOW
     if secrets.randbelow(SESSION_KEY_CLEANUP_EVERY) == 0:
         SessionKeyUse.objects.filter(team=team, used_at__lt=cutoff).delete()
-    used_at = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _claim_sql(connection.vendor),
-            [
-                SessionKeyUse._meta.get_field("team").get_db_prep_value(team.pk, connection),
-                digest,
-                used_at(now),
-                used_at(cutoff),
-            ],
-        )
-        claimed = cursor.fetchone() is not None
+    params = [
+        param(SessionKeyUse, "team", team.pk),
+        digest,
+        param(SessionKeyUse, "used_at", now),
+        param(SessionKeyUse, "used_at", cutoff),
+    ]
+    claimed = _CLAIM.row(params) is not None
     if not claimed:
         raise rate_limited()
 
 
-@functools.cache
-def _claim_sql(vendor: str) -> str:
+def _write_claim(sql: Writer, variant: object) -> tuple[str, list[Output]]:
     """INSERT … ON CONFLICT … DO UPDATE … WHERE … RETURNING, which PostgreSQL and SQLite
-    (3.35 on) read alike, from the model's table and columns (``vendor`` keys the cache; the
-    quoting is the connection's). Parameters: team id, digest, now, the window's start."""
-    quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(SessionKeyUse._meta.get_field(name).column)
-
-    team, digest, used_at = column("team"), column("digest"), column("used_at")
-    return (
-        f"INSERT INTO {quote(SessionKeyUse._meta.db_table)} ({team}, {digest}, {used_at}) "  # noqa: S608
+    (3.35 on) read alike. Parameters: team id, digest, now, the window's start. S608 below:
+    only the model's quoted table and column names; every value is a parameter."""
+    table = sql.table_name("u")
+    team, digest, used_at = sql.name("u.team"), sql.name("u.digest"), sql.name("u.used_at")
+    returned = [sql.computed("1", IntegerField())]
+    text = (
+        f"INSERT INTO {table} ({team}, {digest}, {used_at}) "  # noqa: S608
         f"VALUES (%s, %s, %s) ON CONFLICT ({team}, {digest}) "
         f"DO UPDATE SET {used_at} = excluded.{used_at} "
-        f"WHERE {quote(SessionKeyUse._meta.db_table)}.{used_at} < %s RETURNING 1"
+        f"WHERE {table}.{used_at} < %s RETURNING {sql.select(returned)}"
     )
+    return text, returned
+
+
+_CLAIM = Statement({"u": SessionKeyUse}, _write_claim)
 
 
 def check_license(license: License | None) -> License:

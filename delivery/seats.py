@@ -8,18 +8,18 @@ and is refused. ``check`` is the same rule without writing, for the update check
 every kind in one query (``standing``), and ``check`` makes none for an unlimited license.
 """
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db import transaction
+from django.db.models import IntegerField, Q, QuerySet
 from django.utils import timezone
 
 from delivery.models import Download, Seat, hwid_digest
 from lukittu.api import ApiError, Code
+from lukittu.sql import Output, Statement, Writer, param
 from teams.models import License, Team
 
 T = TypeVar("T")
@@ -66,30 +66,29 @@ class Standing:
     held_active: bool  # ... and it is in use
 
 
-@functools.cache
-def _standing_sql(vendor: str, timeout: bool) -> str:
-    """One row per kind: its seats in use, and the device's (any, and in use). Standard SQL
-    from the model's table and columns (``vendor`` keys the cache; the quoting is the
-    connection's). Parameters: [the cutoff, twice], the device's two (kind, value) pairs, the
-    license id, the two kinds."""
-    quote = connection.ops.quote_name
-
-    def column(name: str) -> str:
-        return quote(Seat._meta.get_field(name).column)
-
-    kind, value = column("kind"), column("value")
+def _write_standing(sql: Writer, timeout: bool) -> tuple[str, list[Output]]:
+    """One row per kind: its seats in use, and the device's (any, and in use). Parameters:
+    [the cutoff, twice], the device's two (kind, value) pairs, the license id, the two kinds.
+    S608 below: only the model's quoted table and column names; every value is a parameter."""
+    kind, value = sql.col("s.kind"), sql.col("s.value")
     mine = f"(({kind} = %s AND {value} = %s) OR ({kind} = %s AND {value} = %s))"
     if timeout:
-        recent = f"{column('last_seen_at')} >= %s"
+        recent = f"{sql.col('s.last_seen_at')} >= %s"
         active = f"COUNT(CASE WHEN {recent} THEN 1 END)"
         held_active = f"COUNT(CASE WHEN {mine} AND {recent} THEN 1 END)"
     else:
         active, held_active = "COUNT(*)", f"COUNT(CASE WHEN {mine} THEN 1 END)"
-    return (
-        f"SELECT {kind}, {active}, COUNT(CASE WHEN {mine} THEN 1 END), {held_active} "  # noqa: S608
-        f"FROM {quote(Seat._meta.db_table)} WHERE {column('license')} = %s "
-        f"AND {kind} IN (%s, %s) GROUP BY {kind}"
+    held = f"COUNT(CASE WHEN {mine} THEN 1 END)"
+    counts = [sql.computed(text, IntegerField()) for text in (active, held, held_active)]
+    selected = [sql.column("s.kind"), *counts]
+    text = (
+        f"SELECT {sql.select(selected)} FROM {sql.table('s')} "  # noqa: S608
+        f"WHERE {sql.col('s.license')} = %s AND {kind} IN (%s, %s) GROUP BY {kind}"
     )
+    return text, selected
+
+
+_STANDING = Statement({"s": Seat}, _write_standing)
 
 
 def standing(team: Team, license: License, device: Device, now: datetime) -> dict[str, Standing]:
@@ -104,17 +103,13 @@ def standing(team: Team, license: License, device: Device, now: datetime) -> dic
     timeout = bool(team.seat_timeout_minutes)
     params: list[Any] = []
     if timeout:
-        cutoff = connection.ops.adapt_datetimefield_value(
-            now - timedelta(minutes=team.seat_timeout_minutes or 0)
-        )
+        minutes = team.seat_timeout_minutes or 0
+        cutoff = param(Seat, "last_seen_at", now - timedelta(minutes=minutes))
         params += [cutoff, *mine, *mine, cutoff]
     else:
         params += [*mine, *mine]
-    license_id = Seat._meta.get_field("license").get_db_prep_value(license.pk, connection)
-    params += [license_id, *(kind for kind, _ in pairs)]
-    with connection.cursor() as cursor:
-        cursor.execute(_standing_sql(connection.vendor, timeout), params)
-        found = {row[0]: row[1:] for row in cursor.fetchall()}
+    params += [param(Seat, "license", license.pk), *(kind for kind, _ in pairs)]
+    found = {row[0]: row[1:] for row in _STANDING.rows(params, timeout)}
     return {
         kind: Standing(
             active=found.get(kind, (0, 0, 0))[0],

@@ -43,6 +43,15 @@ class Writer:
         """``"teams_team" t``: the alias's table, quoted, with its alias."""
         return f"{self.quote(self.aliases[alias]._meta.db_table)} {alias}"
 
+    def table_name(self, alias: str) -> str:
+        """The alias's table, quoted, alone (``INSERT INTO`` takes no alias)."""
+        return self.quote(self.aliases[alias]._meta.db_table)
+
+    def name(self, reference: str) -> str:
+        """``"s.used_at"`` as ``"used_at"``: the field's column, quoted, without the alias."""
+        alias, field = reference.split(".")
+        return self.quote(self.aliases[alias]._meta.get_field(field).column)
+
     def col(self, reference: str) -> str:
         """``"l.key_digest"`` as ``l."key_digest"``: the field's column, quoted."""
         alias, name = reference.split(".")
