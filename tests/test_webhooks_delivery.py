@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from teams.models import AuditLog
 from tests.helpers import put_release, release_url, update_data
 from tests.test_webhooks_helpers import Answer, make_due, make_endpoint, running_receiver
-from webhooks import sender, services
+from webhooks import sender, services, tasks
 from webhooks.events import emit
 from webhooks.models import (
     DeliveryState,
@@ -191,6 +191,44 @@ def test_retry_after_as_a_date_is_honoured(world, receiver):
     sender.sweep()
     delivery.refresh_from_db()
     assert 270 <= (delivery.next_attempt_at - before).total_seconds() <= 330
+
+
+def test_a_failed_attempt_from_its_task_enqueues_the_retry_for_when_it_is_due(
+    world, receiver, django_capture_on_commit_callbacks
+):
+    """The sender only records and says when the delivery is due again; the task that ran it
+    enqueues the retry's task for that time, once the record commits."""
+    from django_tasks_db.models import DBTaskResult
+
+    make_endpoint(world.team, receiver.url)
+    receiver.answer(Answer(500, body=b"boom"))
+    emit(world.team, "release.updated", {"id": "a"})
+    delivery = WebhookDelivery.objects.get()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.deliver.call(str(delivery.pk)) is True
+
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.PENDING
+    retry = DBTaskResult.objects.get(task_path="webhooks.tasks.deliver")
+    assert retry.args_kwargs["args"] == [str(delivery.pk)]
+    assert retry.run_after == delivery.next_attempt_at
+
+
+def test_a_sweep_hands_each_retry_to_its_scheduler_and_a_delivered_one_not(world, receiver):
+    make_endpoint(world.team, receiver.url)
+    receiver.answer(Answer(500, body=b"boom"))
+    emit(world.team, "release.updated", {"id": "a"})
+    scheduled = []
+
+    assert sender.sweep(schedule_retry=lambda *retry: scheduled.append(retry)) == 1
+    delivery = WebhookDelivery.objects.get()
+    assert scheduled == [(delivery.pk, delivery.next_attempt_at)]
+
+    receiver.answer(Answer(200))
+    make_due(delivery)
+    assert sender.sweep(schedule_retry=lambda *retry: scheduled.append(retry)) == 1
+    assert len(scheduled) == 1  # delivered: nothing more to schedule
 
 
 def test_410_disables_the_endpoint_and_says_why(world, receiver):

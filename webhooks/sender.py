@@ -11,7 +11,8 @@ the task enqueued after commit and from the sweep of the delivery table.
    KiB of the answer.
 3. **Record**, in one short transaction: the attempt row; the delivery delivered, failed, or
    pending again at its next retry (only by the claim's holder); the endpoint's health. The
-   next retry's task is enqueued once that commits.
+   sender returns when the delivery is due again; enqueueing that retry's task is the
+   caller's job (``webhooks.tasks``), so the sender never imports the tasks that run it.
 
 **At least once.** A worker that dies after sending but before recording leaves the delivery
 claimed; once the lease ends it is due again and is sent again, with the same ``webhook-id``.
@@ -26,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -36,6 +38,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from teams.services import AuditActor, log_action
 from webhooks.destinations import (
     Destination,
     DestinationRefused,
@@ -43,9 +46,8 @@ from webhooks.destinations import (
     url_for_log,
 )
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.services import endpoint_disable
+from webhooks.selectors import webhook_payload
 from webhooks.signing import signed_headers
-from webhooks.tasks import enqueue_deliveries
 
 logger = logging.getLogger("webhooks")
 
@@ -261,6 +263,29 @@ def _next_state(
     return DeliveryState.PENDING, now + retry_delay(delivery.attempt_count, outcome.retry_after)
 
 
+SYSTEM_ACTOR = AuditActor(label="system:webhooks")
+
+
+def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> bool:
+    """The worker turns an endpoint off (410 Gone, or failing for days), saying why."""
+    now = timezone.now()
+    with transaction.atomic():
+        turned_off = WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
+            active=False, disabled_at=now, disabled_reason=reason[:255], updated_at=now
+        )
+        if turned_off:
+            stored = WebhookEndpoint.objects.select_related("team").get(pk=endpoint.pk)
+            log_action(
+                actor=SYSTEM_ACTOR,
+                team=stored.team,
+                action="webhook.disable",
+                target_id=stored.pk,
+                request_data={"reason": reason},
+                result=webhook_payload(stored),
+            )
+    return bool(turned_off)
+
+
 def _endpoint_health(endpoint: WebhookEndpoint, outcome: Outcome, now: datetime) -> None:
     endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
     if outcome.delivered:
@@ -313,13 +338,7 @@ def record(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> dat
             updated_at=now,
         )
         _endpoint_health(delivery.endpoint, outcome, now)
-        if still_ours and next_attempt_at is not None:
-            enqueue_on_commit_at(delivery.pk, next_attempt_at)
     return next_attempt_at if still_ours else None
-
-
-def enqueue_on_commit_at(delivery_id: uuid.UUID, when: datetime) -> None:
-    transaction.on_commit(lambda: enqueue_deliveries([delivery_id], run_after=when), robust=True)
 
 
 def _give_up(delivery: WebhookDelivery, token: uuid.UUID, reason: str) -> None:
@@ -356,8 +375,9 @@ def _claim_to_send(delivery_id: uuid.UUID) -> tuple[WebhookDelivery, uuid.UUID] 
     return claimed
 
 
-def _finish(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> None:
-    record(delivery, token, outcome)
+def _finish(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> datetime | None:
+    """Record the attempt and log it; when the delivery is due again, if it is."""
+    retry_at = record(delivery, token, outcome)
     logger.info(
         "webhook %s to %s: attempt %d, %s",
         delivery.event.message_id,
@@ -365,16 +385,24 @@ def _finish(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> No
         delivery.attempt_count,
         outcome.status_code or outcome.error,
     )
+    return retry_at
 
 
-def attempt(delivery_id: uuid.UUID) -> bool:
-    """Claim, send and record one delivery if it is due; whether this call sent it."""
+@dataclass(frozen=True)
+class Attempted:
+    """One attempt this call made, and when the delivery is due again (None: delivered,
+    failed for good, or no longer this call's to record)."""
+
+    retry_at: datetime | None
+
+
+def attempt(delivery_id: uuid.UUID) -> Attempted | None:
+    """Claim, send and record one delivery if it is due; None if this call did not send it."""
     claimed = _claim_to_send(delivery_id)
     if claimed is None:
-        return False
+        return None
     delivery, token = claimed
-    _finish(delivery, token, send(delivery))
-    return True
+    return Attempted(_finish(delivery, token, send(delivery)))
 
 
 # --- The sweep: concurrent, and fair between teams ----------------------------------------------
@@ -404,15 +432,22 @@ def _due(*, excluded_teams: list[int], limit: int) -> list[tuple[uuid.UUID, int]
     )
 
 
+# Enqueues a delivery's retry for the time given (``webhooks.tasks.schedule_retry``).
+ScheduleRetry = Callable[[uuid.UUID, datetime], None]
+
+
 class _Sweep:
     """One sweep's attempts in flight: at most ``WEBHOOKS_CONCURRENCY``, and at most
     ``WEBHOOKS_TEAM_CONCURRENCY`` of any one team's, so a team whose receivers never answer
     holds only its share of the worker while other teams' deliveries go out. The database
     work (claims, records) stays in the sweeping thread; only the exchanges run in ``pool``."""
 
-    def __init__(self, pool: ThreadPoolExecutor, stop: threading.Event) -> None:
+    def __init__(
+        self, pool: ThreadPoolExecutor, stop: threading.Event, schedule_retry: ScheduleRetry | None
+    ) -> None:
         self.pool = pool
         self.stop = stop
+        self.schedule_retry = schedule_retry
         self.limit: int = settings.WEBHOOKS_CONCURRENCY
         self.share = min(settings.WEBHOOKS_TEAM_CONCURRENCY, self.limit)
         self.in_flight: dict[Future[Outcome], _Sending] = {}
@@ -451,7 +486,9 @@ class _Sweep:
             self.per_team[sending.team_id] -= 1
             self.sent += 1
             try:
-                _finish(sending.delivery, sending.token, future.result())
+                retry_at = _finish(sending.delivery, sending.token, future.result())
+                if retry_at is not None and self.schedule_retry is not None:
+                    self.schedule_retry(sending.delivery.pk, retry_at)
             except Exception:
                 # One attempt that cannot be recorded must not cost the others theirs. Its
                 # claim stays, so it is sent again once the lease ends (at least once).
@@ -460,14 +497,18 @@ class _Sweep:
                 )
 
 
-def sweep(*, stop: threading.Event | None = None) -> int:
+def sweep(
+    *, stop: threading.Event | None = None, schedule_retry: ScheduleRetry | None = None
+) -> int:
     """Attempt every due delivery, whether or not a task was ever enqueued for it, concurrently
     and fairly between teams (``_Sweep``), until none is due and none is in flight; once
-    ``stop`` is set, only those in flight are finished. How many attempts this call made."""
+    ``stop`` is set, only those in flight are finished. ``schedule_retry`` is given each
+    delivery that is due again and when (without it, a later sweep finds it by that time).
+    How many attempts this call made."""
     stop = stop or threading.Event()
     concurrency = settings.WEBHOOKS_CONCURRENCY
     with ThreadPoolExecutor(concurrency, thread_name_prefix="webhook-send") as pool:
-        run = _Sweep(pool, stop)
+        run = _Sweep(pool, stop, schedule_retry)
         try:
             while True:
                 run.fill()

@@ -20,7 +20,6 @@ from webhooks.signing import new_secret
 MAX_WEBHOOKS_PER_TEAM = 20
 DEFAULT_GRACE = timedelta(hours=24)
 # What the worker does on its own (disabling a failing endpoint) is recorded as this actor.
-SYSTEM_ACTOR = AuditActor(label="system:webhooks")
 EDITABLE = ("url", "events", "active", "disabled_at", "disabled_reason", "failing_since")
 
 
@@ -154,19 +153,6 @@ def endpoint_rotate_secret(
     hours = grace.total_seconds() / 3600
     _log(actor, stored, "webhook.rotate_secret", {"gracePeriodHours": hours})
     return stored, secret
-
-
-def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> bool:
-    """The worker turns an endpoint off (410 Gone, or failing for days), saying why."""
-    now = timezone.now()
-    with transaction.atomic():
-        turned_off = WebhookEndpoint.objects.filter(pk=endpoint.pk, active=True).update(
-            active=False, disabled_at=now, disabled_reason=reason[:255], updated_at=now
-        )
-        if turned_off:
-            stored = WebhookEndpoint.objects.select_related("team").get(pk=endpoint.pk)
-            _log(SYSTEM_ACTOR, stored, "webhook.disable", {"reason": reason})
-    return bool(turned_off)
 
 
 @transaction.atomic

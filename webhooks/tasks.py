@@ -16,7 +16,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.db import transaction
 from django_tasks import task
+
+from webhooks.sender import attempt
 
 logger = logging.getLogger("webhooks")
 
@@ -37,9 +40,18 @@ def deliver(delivery_id: str) -> bool:
     if _sweeper_wake is not None:
         _sweeper_wake.set()
         return False
-    from webhooks.sender import attempt  # the sender enqueues retries with this module
+    delivery = uuid.UUID(delivery_id)
+    attempted = attempt(delivery)
+    if attempted is None:
+        return False
+    if attempted.retry_at is not None:
+        schedule_retry(delivery, attempted.retry_at)
+    return True
 
-    return attempt(uuid.UUID(delivery_id))
+
+def schedule_retry(delivery_id: uuid.UUID, when: datetime) -> None:
+    """Enqueue the delivery's next attempt for ``when``, once the attempt's record commits."""
+    transaction.on_commit(lambda: enqueue_deliveries([delivery_id], run_after=when), robust=True)
 
 
 def enqueue_deliveries(

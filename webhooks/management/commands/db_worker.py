@@ -22,7 +22,7 @@ from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands import db_worker
 
 from webhooks.sender import TIMEOUT, sweep
-from webhooks.tasks import wake_on_tasks
+from webhooks.tasks import schedule_retry, wake_on_tasks
 
 logger = logging.getLogger("webhooks")
 
@@ -43,7 +43,7 @@ class Sweeper(threading.Thread):
             # Cleared before the sweep: a task's wake during it starts the next one at once.
             self.wake.clear()
             try:
-                sweep(stop=self._stopped)
+                sweep(stop=self._stopped, schedule_retry=schedule_retry)
             except Exception:
                 logger.exception("webhook sweep failed; trying again in %ss", self.interval)
             finally:
@@ -67,7 +67,7 @@ class Command(db_worker.Command):
             # passes through here again, sweeping).
             return super().handle(*args, **options)
         if options["batch"]:
-            sent = sweep()
+            sent = sweep(schedule_retry=schedule_retry)
             if sent:
                 logger.info("webhook sweep at start: %d sent", sent)
             return super().handle(*args, **options)
