@@ -149,7 +149,7 @@ def _joins(sql: Writer, shape: Shape) -> list[str]:
     return joins
 
 
-STATEMENT = Statement(ALIASES, _write)
+_LOOKUP = Statement(ALIASES, _write)
 
 
 def lookup(
@@ -176,7 +176,7 @@ def lookup(
     if shape.version:
         params.append(version)
     params.append(param(Team, "id", team_id))
-    values = STATEMENT.row(params, shape)
+    values = _LOOKUP.row(params, shape)
     if values is None:
         return Found(None, None, None, None, None, None, None)
     parts: dict[type[Model], Model | None] = {}

@@ -12,7 +12,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone as django_timezone
 
 from delivery import access
-from delivery.lookup import Found, lookup
+from delivery.lookup import FILE, KEY_PAIR, LICENSE, PRODUCT, RELEASE, TEAM, Found, lookup
 from delivery.models import Seat, SessionKeyUse
 from delivery.seats import Device, Standing, active_seats, standing
 from lukittu.sql import Statement, Writer, instance, param
@@ -24,7 +24,7 @@ from releases.models import (
     ReleaseMetadata,
     ReleaseStatus,
 )
-from releases.selectors import release_detail
+from releases.selectors import _RELEASE_ROW, release_detail
 from releases.serializers import release_payload
 from teams.authentication import key_for
 from teams.models import ApiKey, AuditLog, License, Team, TeamKeyPair
@@ -158,8 +158,6 @@ def orm_lookup(team_id, digest, product_id, branch, version, *, key_pair, produc
 
 
 def summary(found: Found) -> dict:
-    from delivery.lookup import FILE, KEY_PAIR, LICENSE, PRODUCT, RELEASE, TEAM
-
     release = found.release
     return {
         "team": values_of(found.team, TEAM[2]),
@@ -329,8 +327,6 @@ def test_the_session_key_claim_does_what_the_orm_version_does(world, outsider):
 def test_get_release_reads_as_the_orm_reads_it_edge_values(world):
     """Non-ASCII text, a product without URL or creator, one with both, datetimes stored from
     another zone, a locked item, a release without a branch or file."""
-    from releases.selectors import _RELEASE_ROW
-
     created = datetime(2026, 2, 3, 4, 5, 6, 789012, tzinfo=ELSEWHERE)
     Product.objects.filter(pk=world.product.pk).update(name="Äpp 🚀", url=None, created_at=created)
     release = world.release
