@@ -335,7 +335,7 @@ INTERNAL_ERROR = ErrorCase.of(
     internal_error(), "anything unexpected, including a database commit whose answer was lost"
 )
 # 401 and 429 are the same for every operation: shared components (below).
-# Conditional and idempotent writes (lukittu/conditions.py), in the order they are checked.
+# Conditional and idempotent writes (teams/conditions.py), in the order they are checked.
 IDEMPOTENCY_ERRORS = (
     ErrorCase(
         400,
@@ -512,7 +512,7 @@ class BearerApiKeyScheme(OpenApiAuthenticationExtension):
 
 # ``*``, or a comma-separated list of quoted entity tags, each possibly weak (RFC 9110 8.8.3).
 ENTITY_TAGS = r'^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)\s*$'
-# Operations that honour If-None-Match / If-Match and Idempotency-Key (lukittu/conditions.py).
+# Operations that honour If-None-Match / If-Match and Idempotency-Key (teams/conditions.py).
 CONDITIONAL_READS = {"getRelease", "getProduct", "getBranch"}
 CONDITIONAL_WRITES = {
     f"{verb}{noun}"

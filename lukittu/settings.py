@@ -234,7 +234,7 @@ DEV_API_AUTH_FAILURE_RATE = env_rate("DEV_API_AUTH_FAILURE_RATE", "20/minute")
 # The Client API's limits (Lukittu's numbers): per client IP and per license key, each counted
 # across every worker in the cache.
 # An Idempotency-Key whose request died without an answer is free again after this long
-# (lukittu/conditions.py): longer than any request may run.
+# (teams/conditions.py): longer than any request may run.
 IDEMPOTENCY_STALE_SECONDS = env_int("IDEMPOTENCY_STALE_SECONDS", 300, minimum=1)
 CLIENT_IP_RATE = env_rate("CLIENT_IP_RATE", "30/minute")
 CLIENT_LICENSE_RATE = env_rate("CLIENT_LICENSE_RATE", "30/minute")

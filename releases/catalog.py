@@ -12,8 +12,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from lukittu.api import ApiError, Code, iso_utc
-from lukittu.conditions import NO_CONDITIONS, Conditions
 from releases.models import Branch, Product, Release
+from teams.conditions import NO_CONDITIONS, Conditions
 from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import AuditActor, log_action, snapshot, update_recorded
 from webhooks import events as webhook_events

@@ -20,18 +20,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, success
-from lukittu.conditions import (
-    Conditions,
-    conditional_get,
-    fingerprint,
-    run_write,
-)
 from lukittu.fields import MAX_PAGE, PAGE_SIZES, ClosedSerializer, StrictCharField, StrictPageField
 from lukittu.views import JsonApiView, json_body, page_of, parse_query
 from releases import catalog
 from releases import catalog_openapi as openapi
 from releases.catalog import URL_PATTERN, branch_payload, product_payload
 from releases.models import Branch, Product, no_control_characters
+from teams.conditions import (
+    Conditions,
+    conditional_get,
+    fingerprint,
+    run_write,
+)
 from teams.services import audit_actor
 
 # --- Bodies and queries ------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from django.utils import timezone
 from lukittu import metrics
 from lukittu.after_response import after_response
 from lukittu.api import ApiError, Code
-from lukittu.conditions import NO_CONDITIONS, Conditions
 from releases import ledger
+from releases.events import release_write
 from releases.jar import InvalidJar, find_main_class
 from releases.models import (
     VERSION_CONFLICT_CONSTRAINTS,
@@ -46,6 +46,7 @@ from releases.models import (
 from releases.serializers import release_payload, release_payload_from
 from releases.storage import StorageBusy, release_file_key, storage_slot, store_object
 from releases.uploads import ReleaseUpload
+from teams.conditions import NO_CONDITIONS, Conditions
 from teams.models import ApiKey, AuditLog, License, Team
 from webhooks import events as webhook_events
 
@@ -526,7 +527,7 @@ def _write_release(
     the release as the API shows it."""
     is_new = release._state.adding
     old_file = None if is_new else release.current_file
-    webhook = webhook_events.release_write(actor.team, release, product, branch)
+    webhook = release_write(actor.team, release, product, branch)
     _save_release(release=release, product=product, branch=branch, changes=changes)
     file = old_file
     if write.staged is not None or (old_file is not None and not changes.keep_existing_file):

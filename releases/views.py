@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, success, unsupported_media_type
-from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
 from lukittu.fields import error_list
 from lukittu.views import TeamApiView, client_ip, parse_query
 from releases import openapi
@@ -32,6 +31,7 @@ from releases.services import (
     release_update,
 )
 from releases.uploads import HashingUploadHandler, ReleaseUpload
+from teams.conditions import Conditions, conditional_get, fingerprint, run_write
 from teams.models import ApiKey
 
 MEGABYTE = 1024 * 1024

@@ -360,7 +360,7 @@ class AuditLog(models.Model):
 
 class IdempotencyKey(models.Model):
     """A write sent with an ``Idempotency-Key`` header, scoped to the API key, the method and
-    the path (``lukittu.conditions``). Claimed in its own short transaction before the write
+    the path (``teams.conditions``). Claimed in its own short transaction before the write
     runs; its answer is stored in the write's own transaction, so a committed write always
     has its answer here and a rolled-back one never does. Kept for 24 hours
     (``manage.py purge_idempotency_keys``)."""

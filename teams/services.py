@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -32,9 +32,6 @@ from teams.models import (
     License,
     Team,
 )
-
-if TYPE_CHECKING:
-    from releases.models import Product
 
 # Never copied into the audit log: the digests stand in for the keys, and a license's hint is
 # part of its key.
@@ -332,15 +329,16 @@ def api_key_revoke(*, key: ApiKey, actor: AuditActor | None = None) -> bool:
 # --- Licenses --------------------------------------------------------------------------------
 
 
-def license_products(team: Team, products: Iterable["Product | uuid.UUID | str"]) -> list[str]:
+def license_products(team: Team, products: Iterable[models.Model | uuid.UUID | str]) -> list[str]:
     """The ids (sorted strings, as the audit log records them) of ``products``, each given as a
     product or its id, after checking that every one is a product of ``team``: a license
     opens only its own team's products. Raises ValidationError naming each one that is not.
 
     Read from the database, not from the instances given, so a hand-built or stale product
     cannot pass for one of the team's."""
-    from releases.models import Product  # releases.models imports teams.models
-
+    # Product is declared by releases, the floor above: reached through the relation it
+    # declares (License.products), not imported.
+    Product = License._meta.get_field("products").related_model
     wanted: set[uuid.UUID] = set()
     for item in products:
         raw = item.pk if isinstance(item, Product) else item
@@ -388,7 +386,7 @@ def _check_limits(values: Mapping[str, Any]) -> None:
 def license_create(
     *,
     team: Team,
-    products: Iterable["Product | uuid.UUID | str"] = (),
+    products: Iterable[models.Model | uuid.UUID | str] = (),
     ip_limit: int | None = None,
     hwid_limit: int | None = None,
     suspended: bool = False,

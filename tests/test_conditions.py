@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from lukittu.conditions import etag_of
 from releases.catalog import product_payload
 from releases.models import Branch, Product
+from teams.conditions import etag_of
 from teams.models import ApiKey, AuditLog, IdempotencyKey
 from tests.conftest import World
 
@@ -161,7 +161,7 @@ def test_the_same_key_with_another_request_is_422(client, world):
 def test_a_key_still_running_is_409_with_retry_after(client, world):
     key = ApiKey.objects.get(team=world.team)
     body = {"name": "Slow"}
-    from lukittu.conditions import fingerprint
+    from teams.conditions import fingerprint
 
     IdempotencyKey.objects.create(
         api_key=key,
@@ -182,7 +182,7 @@ def test_a_claim_left_by_a_dead_request_is_taken_over(client, world, settings):
     settings.IDEMPOTENCY_STALE_SECONDS = 60
     key = ApiKey.objects.get(team=world.team)
     body = {"name": "Orphaned"}
-    from lukittu.conditions import fingerprint
+    from teams.conditions import fingerprint
 
     IdempotencyKey.objects.create(
         api_key=key,

@@ -7,8 +7,8 @@
 
 import pytest
 
-from lukittu.conditions import canonical_path
 from releases.models import Product, Release
+from teams.conditions import canonical_path
 from teams.models import IdempotencyKey
 from tests.helpers import create_data, make_jar, post_release, stored_objects
 from tests.test_conditions import products_url, send

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from lukittu.conditions import etag_of
 from releases.models import LedgerEntry, Release, ReleaseFile
+from teams.conditions import etag_of
 from teams.models import IdempotencyKey
 from tests.helpers import (
     create_data,

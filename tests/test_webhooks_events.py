@@ -6,9 +6,9 @@ import json
 import pytest
 from django.db import transaction
 
-from lukittu.conditions import Conditions
 from releases.models import Release, ReleaseStatus
 from releases.services import Actor, release_update
+from teams.conditions import Conditions
 from tests.helpers import create_data, post_release, put_release, release_url, update_data
 from tests.test_webhooks_helpers import Boom, changes_of, make_endpoint
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from lukittu.api import ApiError, Code
-from lukittu.conditions import NO_CONDITIONS, Conditions
+from teams.conditions import NO_CONDITIONS, Conditions
 from teams.models import Team
 from teams.services import AuditActor, apply_changes, log_action, save_changed
 from webhooks.events import TEST_EVENT, enqueue_on_commit, record_event

@@ -20,7 +20,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, success
-from lukittu.conditions import Conditions, conditional_get, fingerprint, run_write
 from lukittu.fields import (
     MAX_PAGE,
     PAGE_SIZES,
@@ -31,6 +30,7 @@ from lukittu.fields import (
     StrictPageField,
 )
 from lukittu.views import JsonApiView, json_body, page_of, parse_query
+from teams.conditions import Conditions, conditional_get, fingerprint, run_write
 from teams.services import audit_actor
 from webhooks import openapi, services
 from webhooks.destinations import url_problem

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from lukittu.conditions import purge_expired
+from teams.conditions import purge_expired
 
 
 class Command(BaseCommand):

@@ -48,6 +48,7 @@ from lukittu.api import ApiError, Code, envelope
 from lukittu.ids import parse_uuid
 from teams.models import ApiKey, IdempotencyKey
 
+# The name the log lines have always carried, so operators' filters keep matching.
 logger = logging.getLogger("lukittu.conditions")
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
