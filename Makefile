@@ -60,6 +60,7 @@ superuser: migrate
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the floors (.importlinter): no app imports one above it
 
 format: install
 	$(BIN)/ruff format .
