@@ -1,15 +1,17 @@
 """Hand-written SQL, in one style: a ``Statement`` is written once per connection (and
 variant) from the models' tables and columns, quoted by that connection, and each row it reads
-comes back through Django's own converters, as the ORM would hand the values over.
+comes back through Django's own converters (``get_db_converters`` of the connection's
+operations and of the field, as the ORM's compiler applies them), so JSON, Decimal, UUIDs,
+booleans and datetimes come back exactly as the ORM gives them, on every backend.
 
 A few reads run on every API request (the key lookup, Get Release, the Client API's checks
-and seats), and building them with the ORM cost more than running them. Those are written out
-as statements here; everything else uses the ORM.
+and seats), and building them with the ORM cost more than running them: only those are
+written out; everything else uses the ORM.
 
 Where the statements live: each stays in its app, beside the code that reads its result,
-declared through this module (``Statement(write)``); this module imports no app and takes the
-models as arguments. Their text never carries a value: every value is a parameter, prepared
-by its field (``Writer.param``); the S608 waivers in the apps say so.
+declared through this module (``Statement(aliases, write)``); this module imports no app and
+takes the models as arguments. Their text never carries a value: every value is a parameter,
+prepared by its field (``param``); the S608 waivers in the apps say so.
 """
 
 import weakref
@@ -34,7 +36,6 @@ class Writer:
     quoting is the connection's."""
 
     def __init__(self, db: BaseDatabaseWrapper, aliases: dict[str, type[Model]]) -> None:
-        self.db = db
         self.vendor = db.vendor
         self.aliases = aliases
         self.quote = db.ops.quote_name
