@@ -198,8 +198,9 @@ class ReleaseRow(NamedTuple):
     branch's (``branch_name`` None without a branch), its file's (all None without a file), and
     its metadata and license links as JSON arrays (None or ``[]`` when there are none): one
     ``[position, id, key, value, locked]`` per metadata item and one ``[id, license id]`` per
-    link, in no particular order. Values are as the database driver returns them: on SQLite,
-    UUIDs are 32 hex digits, datetimes naive UTC, and the JSON arrays text."""
+    link, in no particular order. Values are as the fields' converters give them
+    (``lukittu.sql``: UUIDs, aware datetimes, booleans, the arrays parsed); inside the arrays
+    they are as the database writes JSON (on SQLite a UUID is 32 hex digits, a boolean 0 or 1)."""
 
     id: Any
     version: str
