@@ -8,6 +8,7 @@ class TeamsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The project's own system checks live on the ground floor (``lukittu``), which is not
-        # an app; the lowest app registers them.
-        from lukittu import checks  # noqa: F401
+        # The project's own system checks and signal receivers live on the ground floor
+        # (``lukittu``), which is not an app; the lowest app registers them, at start-up: a
+        # server's first request starts before anything else would import them.
+        from lukittu import after_response, checks  # noqa: F401

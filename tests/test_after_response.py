@@ -2,10 +2,16 @@
 at once outside one, and never turns a sent response into an error."""
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from django.core.signals import request_finished, request_started
 
 from lukittu.after_response import after_response
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_outside_a_request_work_runs_at_once():
@@ -51,3 +57,22 @@ def test_work_left_by_a_request_that_never_finished_runs_when_the_next_one_start
     request_started.send(sender=None)
     assert done == ["left over"]
     request_finished.send(sender=None)
+
+
+def test_its_receivers_are_connected_once_django_is_set_up():
+    """A server's first request starts before the URL map is imported: unless the receivers
+    are connected at start-up, whatever happens to import this module, that request's work
+    would run before its response is sent (and a hung delete would cost the response)."""
+    probe = (
+        "import django; django.setup(); "
+        "from django.core.signals import request_finished, request_started; "
+        "uids = lambda signal: [key[0] for key, *_ in signal.receivers]; "
+        "print('lukittu.after_response.start' in uids(request_started), "
+        "'lukittu.after_response.finish' in uids(request_finished))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.split() == ["True", "True"]
