@@ -1,11 +1,10 @@
 """Validation of the ``data`` JSON (strict: JSON types only, no unknown keys) and the release's
 output shape."""
 
-import json
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from rest_framework import serializers
@@ -234,23 +233,12 @@ def _uuid_text(value: Any) -> str:
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
 
 
-def _timestamp(value: datetime) -> str:
-    # Django keeps datetimes in UTC (USE_TZ); SQLite hands them back without a zone.
-    return iso_utc(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
-
-
-def _json_rows(value: Any) -> list[list[Any]]:
-    if value is None:
-        return []
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
 def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
     """``release_payload`` from a ``ReleaseRow``: the same shape and values, key for key
     (tests/test_get_release_read.py compares the two), with the metadata in their order
     (position, then id) and the license ids in the order they were given (link id)."""
-    metadata = sorted(_json_rows(row.metadata))
-    links = sorted(_json_rows(row.license_links))
+    metadata = sorted(row.metadata or [])
+    links = sorted(row.license_links or [])
     return {
         "id": _uuid_text(row.id),
         "version": row.version,
@@ -259,8 +247,8 @@ def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
         "productId": _uuid_text(row.product_id),
         "branchId": _uuid_text(row.branch_id) if row.branch_id is not None else None,
         "teamId": _uuid_text(row.team_id),
-        "createdAt": _timestamp(row.created_at),
-        "updatedAt": _timestamp(row.updated_at),
+        "createdAt": iso_utc(row.created_at),
+        "updatedAt": iso_utc(row.updated_at),
         "metadata": [
             {"key": key, "value": value, "locked": bool(locked)}
             for _, _, key, value, locked in metadata
@@ -275,8 +263,8 @@ def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
                 if row.product_created_by_user_id is not None
                 else None
             ),
-            "createdAt": _timestamp(row.product_created_at),
-            "updatedAt": _timestamp(row.product_updated_at),
+            "createdAt": iso_utc(row.product_created_at),
+            "updatedAt": iso_utc(row.product_updated_at),
         },
         "branch": (
             {"id": _uuid_text(row.branch_id), "name": row.branch_name}
@@ -293,7 +281,7 @@ def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
             "checksum": row.file_checksum,
             "sha256": row.file_sha256,
             "mainClassName": row.file_main_class_name,
-            "createdAt": _timestamp(row.file_created_at),
+            "createdAt": iso_utc(row.file_created_at),
         },
         "licenseIds": [_uuid_text(license_id) for _, license_id in links],
     }
