@@ -198,9 +198,13 @@ AUTH_FAILURES = "dev-auth-fail"
 
 
 def _caller(request: Request) -> str | None:
-    """The caller's address as a per-address limit counts it (``NUM_PROXIES`` honoured, as
-    DRF's throttles read it), or None when the request has none."""
-    address = BaseThrottle().get_ident(request)
+    """The caller's address as a per-address limit counts it (``client_ip``), or None when
+    the request has none."""
+    # Imported here: lukittu.views imports DRF's views, which load the authentication class,
+    # which imports this module.
+    from lukittu.views import client_ip
+
+    address = client_ip(request)
     return address_identity(address) if address else None
 
 
