@@ -39,7 +39,7 @@ def note_forwarded_for(path: str) -> None:
             return
         _last_note = now
     logger.warning(
-        "A request for %s came with X-Forwarded-For while NUM_PROXIES is 0. Behind a reverse "
+        "A request for %r came with X-Forwarded-For while NUM_PROXIES is 0. Behind a reverse "
         "proxy every client then has the proxy's address: one client can use up the "
         "Client API's per-address limit for all, and AXES_FAILURE_LIMIT wrong admin "
         "passwords lock an operator out for everyone. Set NUM_PROXIES to the number of "

@@ -78,9 +78,10 @@ class RedactingGunicornLogger(Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            if not any(isinstance(existing, RedactingFilter) for existing in log.filters):
-                log.addFilter(RedactingFilter())
+        # The access log is redacted in its atoms (below), before its line is made: a filter
+        # there would run the patterns over every request's line a second time.
+        if not any(isinstance(existing, RedactingFilter) for existing in self.error_log.filters):
+            self.error_log.addFilter(RedactingFilter())
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
