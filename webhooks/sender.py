@@ -38,7 +38,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from teams.services import AuditActor, log_action
+from teams.services import AuditActor
+from webhooks.audit import log_endpoint_action
 from webhooks.destinations import (
     Destination,
     DestinationRefused,
@@ -46,7 +47,6 @@ from webhooks.destinations import (
     url_for_log,
 )
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.selectors import webhook_payload
 from webhooks.signing import signed_headers
 
 logger = logging.getLogger("webhooks")
@@ -275,14 +275,7 @@ def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> bool:
         )
         if turned_off:
             stored = WebhookEndpoint.objects.select_related("team").get(pk=endpoint.pk)
-            log_action(
-                actor=SYSTEM_ACTOR,
-                team=stored.team,
-                action="webhook.disable",
-                target_id=stored.pk,
-                request_data={"reason": reason},
-                result=webhook_payload(stored),
-            )
+            log_endpoint_action(SYSTEM_ACTOR, stored, "webhook.disable", {"reason": reason})
     return bool(turned_off)
 
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from lukittu.api import ApiError, Code
 from teams.conditions import NO_CONDITIONS, Conditions
 from teams.models import Team
-from teams.services import AuditActor, apply_changes, log_action, save_changed
+from teams.services import AuditActor, apply_changes, save_changed
+from webhooks.audit import log_endpoint_action
 from webhooks.events import TEST_EVENT, enqueue_on_commit, record_event
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import webhook_payload
@@ -19,7 +20,6 @@ from webhooks.signing import new_secret
 
 MAX_WEBHOOKS_PER_TEAM = 20
 DEFAULT_GRACE = timedelta(hours=24)
-# What the worker does on its own (disabling a failing endpoint) is recorded as this actor.
 EDITABLE = ("url", "events", "active", "disabled_at", "disabled_reason", "failing_since")
 
 
@@ -43,23 +43,6 @@ def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
     )
 
 
-def _log(
-    actor: AuditActor | None,
-    endpoint: WebhookEndpoint,
-    action: str,
-    request_data: Mapping[str, Any] | None,
-    result: Mapping[str, Any] | None = None,
-) -> None:
-    log_action(
-        actor=actor,
-        team=endpoint.team,
-        action=action,
-        target_id=endpoint.pk,
-        request_data=request_data,
-        result=webhook_payload(endpoint) if result is None else result,
-    )
-
-
 @transaction.atomic
 def endpoint_create(
     *,
@@ -78,7 +61,9 @@ def endpoint_create(
     endpoint = WebhookEndpoint.objects.create(
         team=team, url=url, events=list(events), active=active, secret=secret
     )
-    _log(actor, endpoint, "webhook.create", {"url": url, "events": events, "active": active})
+    log_endpoint_action(
+        actor, endpoint, "webhook.create", {"url": url, "events": events, "active": active}
+    )
     return endpoint, secret
 
 
@@ -111,7 +96,7 @@ def endpoint_update(
     changed = apply_changes(stored, {**changes, **extra}, allowed=EDITABLE)
     if changed:
         save_changed(stored, changed)
-        _log(actor, stored, "webhook.update", changed)
+        log_endpoint_action(actor, stored, "webhook.update", changed)
     return stored
 
 
@@ -127,7 +112,7 @@ def endpoint_delete(
     payload = webhook_payload(stored)
     conditions.check_current(lambda: payload)
     stored.delete()
-    _log(actor, endpoint, "webhook.delete", None, payload)
+    log_endpoint_action(actor, endpoint, "webhook.delete", None, payload)
     return payload
 
 
@@ -151,7 +136,7 @@ def endpoint_rotate_secret(
         update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
     )
     hours = grace.total_seconds() / 3600
-    _log(actor, stored, "webhook.rotate_secret", {"gracePeriodHours": hours})
+    log_endpoint_action(actor, stored, "webhook.rotate_secret", {"gracePeriodHours": hours})
     return stored, secret
 
 
@@ -167,7 +152,7 @@ def delivery_redeliver(
         event=delivery.event, endpoint=endpoint, next_attempt_at=timezone.now()
     )
     enqueue_on_commit([again.pk])
-    _log(
+    log_endpoint_action(
         actor,
         endpoint,
         "webhook.redeliver",
@@ -190,7 +175,7 @@ def send_test_event(
         "message": "A test event: this endpoint receives webhooks.",
     }
     (delivery,) = record_event(stored.team, TEST_EVENT, data, [stored])
-    _log(
+    log_endpoint_action(
         actor,
         stored,
         "webhook.test",
