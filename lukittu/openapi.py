@@ -331,9 +331,7 @@ RATE_LIMITED = ErrorCase(
     "from this address\", the caller's address made more failed authentications than "
     "`DEV_API_AUTH_FAILURE_RATE` allows (every request from it is refused until `Retry-After`)",
 )
-INTERNAL_ERROR = ErrorCase.of(
-    internal_error(), "anything unexpected, including a database commit whose answer was lost"
-)
+INTERNAL_ERROR = ErrorCase.of(internal_error(), "anything unexpected")
 # 401 and 429 are the same for every operation: shared components (below).
 # Conditional and idempotent writes (teams/conditions.py), in the order they are checked.
 IDEMPOTENCY_ERRORS = (
