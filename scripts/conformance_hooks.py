@@ -7,8 +7,9 @@ Nor can the rule that names are printable beyond U+FFFF (the pattern covers the 
 Schema-valid (positive) test cases are adjusted to follow them, so that they are valid by every
 documented rule. Nothing is filtered out and no check changes.
 
-Conditional and idempotent writes have two (``conditions_case``): a positive case gets a fresh
-Idempotency-Key and no If-Match / If-None-Match, whose meaning depends on stored state.
+Conditional and idempotent writes have two: every case's well-formed Idempotency-Key is made
+fresh (``fresh_idempotency_key``), and a positive case carries no If-Match / If-None-Match, whose
+meaning depends on stored state.
 
 The Client API has three such rules. A classloader request needs a session key that decrypts
 with the team's private key: positive cases get a fresh one, encrypted with the team's public
@@ -45,6 +46,8 @@ CLIENT_PREFIX = "/api/v1/client/"
 REQUEST_LINE_LIMIT = 4094
 # What a URL carries as it is (RFC 3986's unreserved characters).
 UNRESERVED = re.compile(r"[A-Za-z0-9._~-]")
+# What the service takes as an Idempotency-Key (teams/conditions.py).
+WELL_FORMED_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def unique_metadata_keys(data):
@@ -141,19 +144,25 @@ def client_case(case, positive):
         query["sessionKey"] = fresh_session_key()
 
 
-def conditions_case(case):
-    """Two rules of conditional and idempotent writes depend on state, not on the schema: an
-    Idempotency-Key names one request (the same key with another request is the documented
-    422), and If-Match / If-None-Match name the resource's current ETag (any other is the
-    documented 412, or a full 200). Positive cases get a fresh key and no entity tags."""
+def fresh_idempotency_key(case):
+    """An Idempotency-Key names one request: the same key with another request is the
+    documented 422, which depends on what was sent before, not on the schema. A well-formed key
+    is made fresh in every case, positive or negative: what makes a negative case invalid is
+    then elsewhere (or in a malformed key, which is kept), so its validity is unchanged. Two
+    generated cases (say a negative one the generator could not make invalid, which is checked
+    as a positive one) no longer share a short key like "0"."""
     headers = case.headers
-    if not headers:
-        return
-    for name in list(headers):
-        lowered = name.lower()
-        if lowered == "idempotency-key":
+    for name in list(headers or ()):
+        if name.lower() == "idempotency-key" and WELL_FORMED_KEY.fullmatch(str(headers[name])):
             headers[name] = f"conformance-{uuid.uuid4()}"
-        elif lowered in ("if-match", "if-none-match"):
+
+
+def no_entity_tags(case):
+    """If-Match / If-None-Match name the resource's current ETag (any other is the documented
+    412, or a full 200): positive cases carry none."""
+    headers = case.headers
+    for name in list(headers or ()):
+        if name.lower() in ("if-match", "if-none-match"):
             del headers[name]
 
 
@@ -168,9 +177,10 @@ def map_case(ctx, case):
         return case
     if isinstance(case.query, dict) and case.query:
         fit_the_request_line(case)  # the transport's limit, as for the Client API
+    fresh_idempotency_key(case)
     if not positive:
         return case
-    conditions_case(case)
+    no_entity_tags(case)
     body = case.body
     if isinstance(body, dict) and ("/products" in case.path or "/branches" in case.path):
         printable_name(body)
