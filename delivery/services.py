@@ -7,10 +7,11 @@ from django.db import transaction
 from delivery import seats
 from delivery.models import Seat
 from teams.models import License
-from teams.services import AuditActor, log_action
+from teams.services import Actor, log_action
 
 # What the free_seats command and the admin accept, as the stored kinds.
 KINDS = {"hwid": Seat.Kind.HWID, "ip": Seat.Kind.IP}
+FREE_SEATS = "license.free_seats"
 
 
 def _lock(license: License) -> License:
@@ -21,7 +22,7 @@ def _lock(license: License) -> License:
 
 @transaction.atomic
 def license_free_seats(
-    *, license: License, kind: str | None = None, actor: AuditActor | None = None
+    *, license: License, kind: str | None = None, actor: Actor | None = None
 ) -> int:
     """Free the license's seats (all, or those of one ``Seat.Kind``); returns how many. A
     freed device takes a seat again on its next download, if one is free. Records
@@ -32,30 +33,19 @@ def license_free_seats(
     stored = _lock(license)
     freed = seats.free(stored, kind)
     if freed:
-        log_action(
-            actor=actor,
-            team=stored.team,
-            action="license.free_seats",
-            target_id=stored.pk,
-            request_data={"kind": kind},
-            result={"freed": freed},
-        )
+        asked, result = {"kind": kind}, {"freed": freed}
+        log_action(actor=actor, action=FREE_SEATS, target=stored, request_data=asked, result=result)
     return freed
 
 
 @transaction.atomic
-def seat_free(*, seat: Seat, actor: AuditActor | None = None) -> bool:
+def seat_free(*, seat: Seat, actor: Actor | None = None) -> bool:
     """Free one seat (the admin's delete). False if it was already gone. Recorded against the
     license, with the seat it freed, so the license's audit entries tell the whole story."""
     stored = _lock(seat.license)
     deleted, _ = Seat.objects.filter(pk=seat.pk, license=stored).delete()
     if deleted:
-        log_action(
-            actor=actor,
-            team=stored.team,
-            action="license.free_seats",
-            target_id=stored.pk,
-            request_data={"kind": seat.kind, "seat": seat.pk, "value": seat.value},
-            result={"freed": deleted},
-        )
+        asked = {"kind": seat.kind, "seat": seat.pk, "value": seat.value}
+        result = {"freed": deleted}
+        log_action(actor=actor, action=FREE_SEATS, target=stored, request_data=asked, result=result)
     return bool(deleted)

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 
 from lukittu.views import client_ip
 from teams.models import MEGABYTE
-from teams.services import AuditActor
+from teams.services import Actor
 
 # The service has no web site of its own; "View site" leads operators to the API docs.
 admin.site.site_url = reverse_lazy("docs")
@@ -74,11 +74,11 @@ class ViewOnlyInline(admin.TabularInline):
         return False
 
 
-def operator_actor(request: HttpRequest) -> AuditActor:
+def operator_actor(request: HttpRequest) -> Actor:
     """The signed-in operator as the audit log records them. The address is found the way
     the API finds a key's (``NUM_PROXIES`` trusted hops, else REMOTE_ADDR), so the column
     means the same for both."""
-    return AuditActor(
+    return Actor(
         label=f"operator:{request.user.get_username()}",
         ip_address=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),

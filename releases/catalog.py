@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 
 from lukittu.api import ApiError, Code, iso_utc
 from releases.models import Branch, Product, Release
-from teams.conditions import NO_CONDITIONS, Conditions
+from teams.conditions import Conditions
 from teams.models import Team, operator_creator_id, unknown_creator
-from teams.services import AuditActor, log_action, snapshot, update_recorded
+from teams.services import Actor, log_action, snapshot, update_recorded
 from webhooks import events as webhook_events
 
 PRODUCT_EDITABLE = ("name", "url")
@@ -63,7 +63,7 @@ def branch_payload(branch: Branch) -> dict[str, Any]:
     }
 
 
-def creator_id(actor: AuditActor | None) -> uuid.UUID:
+def creator_id(actor: Actor | None) -> uuid.UUID:
     """``createdByUserId``: the API key's id, or a stable id per operator."""
     if actor is None:
         return unknown_creator()
@@ -86,18 +86,14 @@ def in_use(what: str) -> ApiError:
 
 @transaction.atomic
 def product_create(
-    *, team: Team, name: str, url: str | None = None, actor: AuditActor | None = None
+    *, team: Team, name: str, url: str | None = None, actor: Actor | None = None
 ) -> Product:
     product = Product.objects.create(
         team=team, name=name, url=url, created_by_user_id=creator_id(actor)
     )
+    fields, result = {"team": team.pk, "name": name, "url": url}, snapshot(product)
     log_action(
-        actor=actor,
-        team=team,
-        action="product.create",
-        target_id=product.pk,
-        request_data={"team": team.pk, "name": name, "url": url},
-        result=snapshot(product),
+        actor=actor, action="product.create", target=product, request_data=fields, result=result
     )
     webhook_events.emit(team, "product.created", product_payload(product))
     return product
@@ -108,19 +104,18 @@ def product_update(
     *,
     product: Product,
     changes: Mapping[str, Any],
-    actor: AuditActor | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    actor: Actor | None = None,
+    conditions: Conditions | None = None,
 ) -> Product:
     """Rename a product or change its URL. Returns it as stored; writes, records and sends
     nothing when no value differs."""
     stored = _locked_product(product)
-    conditions.check_current(lambda: product_payload(stored))
+    (conditions or Conditions()).check_current(lambda: product_payload(stored))
     changed = update_recorded(
         stored,
         changes,
         allowed=PRODUCT_EDITABLE,
         action="product.update",
-        team=stored.team,
         actor=actor,
     )
     if changed:
@@ -130,25 +125,17 @@ def product_update(
 
 @transaction.atomic
 def product_delete(
-    *, product: Product, actor: AuditActor | None = None, conditions: Conditions = NO_CONDITIONS
+    *, product: Product, actor: Actor | None = None, conditions: Conditions | None = None
 ) -> None:
     """Delete a product and its branches. Its releases protect it (409): delete those first."""
     stored = _locked_product(product)
-    conditions.check_current(lambda: product_payload(stored))
+    (conditions or Conditions()).check_current(lambda: product_payload(stored))
     if Release.objects.filter(product=stored).exists():
         raise in_use("product")
-    result = snapshot(stored)
     webhook_events.emit(stored.team, "product.deleted", product_payload(stored))
+    log_action(actor=actor, action="product.delete", target=stored, result=snapshot(stored))
     Branch.objects.filter(product=stored).delete()
     stored.delete()
-    log_action(
-        actor=actor,
-        team=stored.team,
-        action="product.delete",
-        target_id=product.pk,
-        request_data=None,
-        result=result,
-    )
 
 
 def too_many_branches() -> ApiError:
@@ -156,7 +143,7 @@ def too_many_branches() -> ApiError:
 
 
 @transaction.atomic
-def branch_create(*, product: Product, name: str, actor: AuditActor | None = None) -> Branch:
+def branch_create(*, product: Product, name: str, actor: Actor | None = None) -> Branch:
     """A new branch. The product's row lock orders creates, so the team's branch limit holds
     under concurrent requests; a taken name is a 409."""
     product = _locked_product(product)
@@ -167,13 +154,9 @@ def branch_create(*, product: Product, name: str, actor: AuditActor | None = Non
             branch = Branch.objects.create(product=product, name=name)
     except IntegrityError:
         raise branch_name_taken() from None
+    fields, result = {"product": product.pk, "name": name}, snapshot(branch)
     log_action(
-        actor=actor,
-        team=product.team,
-        action="branch.create",
-        target_id=branch.pk,
-        request_data={"product": product.pk, "name": name},
-        result=snapshot(branch),
+        actor=actor, action="branch.create", target=branch, request_data=fields, result=result
     )
     webhook_events.emit(product.team, "branch.created", branch_payload(branch))
     return branch
@@ -184,13 +167,13 @@ def branch_update(
     *,
     branch: Branch,
     changes: Mapping[str, Any],
-    actor: AuditActor | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    actor: Actor | None = None,
+    conditions: Conditions | None = None,
 ) -> Branch:
     """Rename a branch. Returns it as stored; writes, records and sends nothing when the name
     is unchanged."""
     stored = _locked_branch(branch)
-    conditions.check_current(lambda: branch_payload(stored))
+    (conditions or Conditions()).check_current(lambda: branch_payload(stored))
     try:
         with transaction.atomic():
             changed = update_recorded(
@@ -198,7 +181,6 @@ def branch_update(
                 changes,
                 allowed=BRANCH_EDITABLE,
                 action="branch.update",
-                team=stored.product.team,
                 actor=actor,
             )
     except IntegrityError:
@@ -210,21 +192,13 @@ def branch_update(
 
 @transaction.atomic
 def branch_delete(
-    *, branch: Branch, actor: AuditActor | None = None, conditions: Conditions = NO_CONDITIONS
+    *, branch: Branch, actor: Actor | None = None, conditions: Conditions | None = None
 ) -> None:
     """Delete a branch. Its releases protect it (409): delete those first."""
     stored = _locked_branch(branch)
-    conditions.check_current(lambda: branch_payload(stored))
+    (conditions or Conditions()).check_current(lambda: branch_payload(stored))
     if Release.objects.filter(branch=stored).exists():
         raise in_use("branch")
-    result = snapshot(stored)
-    webhook_events.emit(stored.product.team, "branch.deleted", branch_payload(stored))
+    webhook_events.emit(stored.team, "branch.deleted", branch_payload(stored))
+    log_action(actor=actor, action="branch.delete", target=stored, result=snapshot(stored))
     stored.delete()
-    log_action(
-        actor=actor,
-        team=stored.product.team,
-        action="branch.delete",
-        target_id=branch.pk,
-        request_data=None,
-        result=result,
-    )

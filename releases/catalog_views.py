@@ -13,7 +13,6 @@ product (409); the team's ``max_branches_per_product`` caps branches (403).
 import re
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -32,7 +31,7 @@ from teams.conditions import (
     fingerprint,
     run_write,
 )
-from teams.services import audit_actor
+from teams.services import api_actor
 
 # --- Bodies and queries ------------------------------------------------------------------------
 
@@ -42,27 +41,22 @@ from teams.services import audit_actor
 PRODUCT_URL = re.compile(URL_PATTERN)
 
 
-class ProductBodySerializer(ClosedSerializer):
-    name = StrictCharField(min_length=1, max_length=255, validators=[no_control_characters])
-    url = StrictCharField(max_length=500, required=False, allow_null=True)
-
-    def validate_name(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("Must not be blank.")
-        return value
-
-    def validate_url(self, value: str | None) -> str | None:
-        if value is not None and not PRODUCT_URL.fullmatch(value):
-            raise serializers.ValidationError("Enter an http:// or https:// URL with a host.")
-        return value
-
-
+# A branch's body is its name, which a product's body shares (with the same rules).
 class BranchBodySerializer(ClosedSerializer):
     name = StrictCharField(min_length=1, max_length=255, validators=[no_control_characters])
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("Must not be blank.")
+        return value
+
+
+class ProductBodySerializer(BranchBodySerializer):
+    url = StrictCharField(max_length=500, required=False, allow_null=True)
+
+    def validate_url(self, value: str | None) -> str | None:
+        if value is not None and not PRODUCT_URL.fullmatch(value):
+            raise serializers.ValidationError("Enter an http:// or https:// URL with a host.")
         return value
 
 
@@ -117,17 +111,18 @@ class ProductListView(JsonApiView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, ProductBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             product = catalog.product_create(
                 team=request.auth.team,
                 name=body["name"],
                 url=body.get("url"),
-                actor=audit_actor(request),
+                actor=api_actor(request),
             )
-            conditions.record(201, product_payload(product), "Product created")
+            return product_payload(product)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=201, details="Product created"
+        )
 
 
 class ProductDetailView(JsonApiView):
@@ -143,28 +138,28 @@ class ProductDetailView(JsonApiView):
         body = json_body(request, ProductBodySerializer)
         changes = {"name": body["name"], "url": body.get("url")}
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             product = product_in_team(request, self.product_id)
             updated = catalog.product_update(
-                product=product, changes=changes, actor=audit_actor(request), conditions=conditions
+                product=product, changes=changes, actor=api_actor(request), conditions=conditions
             )
-            conditions.record(200, product_payload(updated), "Product updated")
+            return product_payload(updated)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=200, details="Product updated"
+        )
 
     @openapi.delete_product
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             product = product_in_team(request, self.product_id)
             payload = product_payload(product)
-            catalog.product_delete(
-                product=product, actor=audit_actor(request), conditions=conditions
-            )
-            conditions.record(200, payload, "Product deleted")
+            catalog.product_delete(product=product, actor=api_actor(request), conditions=conditions)
+            return payload
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request, lambda: fingerprint(None), write, status=200, details="Product deleted"
+        )
 
 
 class BranchListView(JsonApiView):
@@ -191,15 +186,16 @@ class BranchListView(JsonApiView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, BranchBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             product = product_in_team(request, self.product_id)
             branch = catalog.branch_create(
-                product=product, name=body["name"], actor=audit_actor(request)
+                product=product, name=body["name"], actor=api_actor(request)
             )
-            conditions.record(201, branch_payload(branch), "Branch created")
+            return branch_payload(branch)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=201, details="Branch created"
+        )
 
 
 class BranchDetailView(JsonApiView):
@@ -214,26 +210,25 @@ class BranchDetailView(JsonApiView):
     def put(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, BranchBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             branch = branch_in_team(request, self.branch_id)
             updated = catalog.branch_update(
-                branch=branch,
-                changes={"name": body["name"]},
-                actor=audit_actor(request),
-                conditions=conditions,
+                branch=branch, changes=body, actor=api_actor(request), conditions=conditions
             )
-            conditions.record(200, branch_payload(updated), "Branch updated")
+            return branch_payload(updated)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=200, details="Branch updated"
+        )
 
     @openapi.delete_branch
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             branch = branch_in_team(request, self.branch_id)
             payload = branch_payload(branch)
-            catalog.branch_delete(branch=branch, actor=audit_actor(request), conditions=conditions)
-            conditions.record(200, payload, "Branch deleted")
+            catalog.branch_delete(branch=branch, actor=api_actor(request), conditions=conditions)
+            return payload
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request, lambda: fingerprint(None), write, status=200, details="Branch deleted"
+        )

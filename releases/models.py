@@ -135,6 +135,11 @@ class Branch(FixedFieldsModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def team(self) -> Team:
+        """Its product's: the team the audit log files the branch's changes under."""
+        return self.product.team
+
 
 class ReleaseStatus(models.TextChoices):
     PUBLISHED = "PUBLISHED"

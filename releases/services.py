@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Subquery
@@ -31,7 +31,7 @@ from lukittu import metrics
 from lukittu.after_response import after_response
 from lukittu.api import ApiError, Code
 from releases import ledger
-from releases.events import release_write
+from releases.events import emit_release_write
 from releases.jar import InvalidJar, find_main_class
 from releases.models import (
     VERSION_CONFLICT_CONSTRAINTS,
@@ -46,23 +46,20 @@ from releases.models import (
 from releases.serializers import release_payload, release_payload_from
 from releases.storage import StorageBusy, release_file_key, storage_slot, store_object
 from releases.uploads import ReleaseUpload
-from teams.conditions import NO_CONDITIONS, Conditions
-from teams.models import ApiKey, AuditLog, License, Team
+from teams.conditions import Conditions
+from teams.models import License, Team
+from teams.services import Actor, log_action
 from webhooks import events as webhook_events
 
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,16})$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who is writing: an API key, or an operator (then ``api_key`` is None)."""
-
-    team: Team
-    label: str
-    api_key: ApiKey | None = None
-    ip_address: str | None = None
-    user_agent: str = ""
+def team_of(actor: Actor) -> Team:
+    """The team a release write is confined to: the actor's (``Actor.team``)."""
+    if actor.team is None:
+        raise ValueError(f"{actor.label} writes releases in no team: give Actor.team")
+    return actor.team
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,10 @@ class ReleaseChanges:
     branch_id: uuid.UUID | None
     metadata: list[dict[str, Any]]
     license_ids: list[uuid.UUID]
+
+    @property
+    def becomes_latest(self) -> bool:
+        return self.set_as_latest and self.status == ReleaseStatus.PUBLISHED
 
     @classmethod
     def from_validated(cls, data: dict[str, Any]) -> "ReleaseChanges":
@@ -308,18 +309,21 @@ class TeamWrite:
         return new_file
 
 
-T = TypeVar("T")
-
-
 def _lock_team(team: Team) -> Team:
     """The team's row, locked until the transaction ends: every write of the team queues
     here."""
     return Team.objects.select_for_update().get(pk=team.pk)
 
 
-def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWrite], T]) -> T:
-    """Run ``body`` in one transaction holding the team's lock. What becomes of the objects
-    follows from how far the transaction got, not from any exception's type:
+def _write_locked(
+    team: Team,
+    staged: StagedFile | None,
+    body: Callable[[TeamWrite], dict[str, Any]],
+    conditions: Conditions,
+) -> dict[str, Any]:
+    """Run ``body`` in one transaction holding the team's lock, which also stores the answer
+    (``conditions.commit``), and return the payload ``body`` returns. What becomes of the
+    objects follows from how far the transaction got, not from any exception's type:
 
     - ``body`` raised: the transaction rolled back, so nothing references the staged object,
       which is abandoned. That includes a reservation found lapsed (``ledger.settle_upload``):
@@ -328,16 +332,18 @@ def _write_locked(team: Team, staged: StagedFile | None, body: Callable[[TeamWri
       deleted here; the committed ledger rows tell ``reconcile_storage`` what to do;
     - committed: the objects it recorded as ``DELETING`` are deleted.
     """
-    commit_sent = False
+    write = TeamWrite(team=team, staged=staged)
+
+    def locked() -> dict[str, Any]:
+        write.team = _lock_team(team)
+        return body(write)
+
     try:
-        with transaction.atomic():
-            write = TeamWrite(team=_lock_team(team), staged=staged)
-            result = body(write)
-            commit_sent = True
+        result = conditions.commit(locked)
     finally:
         if staged is not None and staged.key is not None:
             ledger.leases.release(staged.key)
-            if not commit_sent:
+            if not conditions.commit_sent:
                 ledger.abandon_upload(staged.key)
     metrics.count_stored_file(staged)
     if write.deletions:
@@ -356,25 +362,8 @@ def check_upload_allowed(
     if upload.too_large or upload.size > max_file_bytes:
         raise file_too_large(max_file_bytes)
     # A billing rule for API clients; operators (no API key) may attach files regardless.
-    if actor.api_key is not None and not actor.team.file_uploads_enabled:
+    if actor.api_key is not None and not team_of(actor).file_uploads_enabled:
         raise ApiError(403, Code.FORBIDDEN, "File uploads require a paid subscription")
-
-
-def _audit(
-    *, actor: Actor, action: str, release_id: uuid.UUID, request_data: Any, result: Any
-) -> None:
-    AuditLog.objects.create(
-        team=actor.team,
-        api_key=actor.api_key,
-        actor=actor.label,
-        action=action,
-        target_type="release",
-        target_id=str(release_id),
-        ip_address=actor.ip_address,
-        user_agent=actor.user_agent[:512],
-        request_data=request_data,
-        result=result,
-    )
 
 
 # --- The rules, in the contract's order ------------------------------------------------------
@@ -384,14 +373,19 @@ def _rule_annotations(
     *, team: Team, changes: ReleaseChanges, exclude: Any = None
 ) -> dict[str, Any]:
     """What the rules need, as annotations for the one query that loads the release (update)
-    or the product (create): whether the new version is taken and how many of the license ids
-    are the team's."""
-    same_version = Release.objects.filter(
-        product_id=changes.product_id, branch_id=changes.branch_id, version=changes.version
-    )
-    if exclude is not None:
-        same_version = same_version.exclude(pk=exclude)
-    annotations: dict[str, Any] = {"version_taken": Exists(same_version)}
+    or the product (create): whether the new version is taken, how many of the license ids
+    are the team's and, when the release becomes latest, which release of its line it takes
+    ``latest`` from (at most one: ``release_one_latest_*``)."""
+
+    def in_line(**filters: Any) -> Any:
+        line = Release.objects.filter(
+            product_id=changes.product_id, branch_id=changes.branch_id, **filters
+        )
+        return line if exclude is None else line.exclude(pk=exclude)
+
+    annotations: dict[str, Any] = {"version_taken": Exists(in_line(version=changes.version))}
+    if changes.becomes_latest:
+        annotations["latest_replaced"] = Subquery(in_line(latest=True).values("pk")[:1])
     if changes.license_ids:
         annotations["licenses_found"] = Subquery(
             License.objects.filter(team=team, pk__in=changes.license_ids)
@@ -432,6 +426,7 @@ class RuleFacts:
     version_taken: bool
     licenses_found: int | None
     release_count: int = 0
+    latest_replaced: uuid.UUID | None = None
 
     @classmethod
     def of(cls, row: Any) -> "RuleFacts":
@@ -439,6 +434,7 @@ class RuleFacts:
             version_taken=row.version_taken,
             licenses_found=getattr(row, "licenses_found", None),
             release_count=getattr(row, "release_count", 0),
+            latest_replaced=getattr(row, "latest_replaced", None),
         )
 
 
@@ -475,25 +471,35 @@ def _check_rules(
 
 
 def _save_release(
-    *, release: Release, product: Product, branch: Branch | None, changes: ReleaseChanges
-) -> None:
-    becomes_latest = changes.set_as_latest and changes.status == ReleaseStatus.PUBLISHED
-    if becomes_latest:
+    *,
+    release: Release,
+    product: Product,
+    branch: Branch | None,
+    changes: ReleaseChanges,
+    latest_replaced: uuid.UUID | None,
+) -> list[uuid.UUID]:
+    """Save the release's own row, first taking ``latest`` from its line when it becomes
+    latest. Returns the releases it demoted: ``latest_replaced``, which the locked query found
+    as the line's latest (the team's lock keeps it so until the write ends)."""
+    demoted = []
+    if changes.becomes_latest:
         Release.objects.filter(product=product, branch=branch, latest=True).exclude(
             pk=release.pk
         ).update(latest=False, updated_at=timezone.now())
+        demoted = [latest_replaced] if latest_replaced is not None else []
     is_new = release._state.adding
     release.product = product
     release.branch = branch
     release.version = changes.version
     release.status = changes.status
-    release.latest = becomes_latest
+    release.latest = changes.becomes_latest
     try:
         release.save(force_insert=is_new)
     except IntegrityError as error:
         if is_version_conflict(error):
             raise _version_conflict() from error
         raise
+    return demoted
 
 
 def _replace_lists(
@@ -521,27 +527,36 @@ def _write_release(
     product: Product,
     branch: Branch | None,
     changes: ReleaseChanges,
+    facts: RuleFacts,
     request_data: Any,
 ) -> dict[str, Any]:
-    """The rows of a create or update whose rules have passed, and its audit entry. Returns
-    the release as the API shows it."""
+    """The rules that remain (``_check_rules``), then the rows of a create or update, its audit
+    entry and its webhook events. Returns the release as the API shows it."""
+    _check_rules(write=write, release=release, facts=facts, changes=changes)
     is_new = release._state.adding
     old_file = None if is_new else release.current_file
-    webhook = release_write(actor.team, release, product, branch)
-    _save_release(release=release, product=product, branch=branch, changes=changes)
+    demoted = _save_release(
+        release=release,
+        product=product,
+        branch=branch,
+        changes=changes,
+        latest_replaced=facts.latest_replaced,
+    )
     file = old_file
     if write.staged is not None or (old_file is not None and not changes.keep_existing_file):
         file = write.replace_file(release, old_file, reason="replaced")
     metadata, license_ids = _replace_lists(release, changes, is_new=is_new)
     payload = release_payload_from(release, file=file, metadata=metadata, license_ids=license_ids)
-    _audit(
+    action = "release.create" if is_new else "release.update"
+    log_action(
         actor=actor,
-        action="release.create" if is_new else "release.update",
-        release_id=release.pk,
+        action=action,
+        target=release,
         request_data=request_data,
         result=payload,
+        team=write.team,
     )
-    webhook.emit(payload, created=is_new)
+    emit_release_write(write.team, payload, created=is_new, demoted=demoted)
     return payload
 
 
@@ -556,14 +571,14 @@ def release_update(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    conditions: Conditions | None = None,
 ) -> dict[str, Any]:
     """Apply an Update Release request and return the release as the API shows it. Either
     everything changes or nothing does: on any failure the release, its metadata, licenses
     and file (row and bytes) stay as they were and no new object is left behind.
     ``conditions`` (If-Match, Idempotency-Key) are checked and answered under the lock."""
     check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
-    team = actor.team
+    team, conditions = team_of(actor), conditions or Conditions()
     staged = None
     if upload is not None:
         staged = stage_file(team=team, upload=upload, release_id=release_id)
@@ -580,20 +595,18 @@ def release_update(
         conditions.check_current(lambda: release_payload(release))
         product = _resolve_product(team=team, release=release, product_id=changes.product_id)
         branch = _resolve_branch(product=product, branch_id=changes.branch_id, known=release.branch)
-        _check_rules(write=write, release=release, facts=RuleFacts.of(release), changes=changes)
-        payload = _write_release(
+        return _write_release(
             write=write,
             actor=actor,
             release=release,
             product=product,
             branch=branch,
             changes=changes,
+            facts=RuleFacts.of(release),
             request_data=request_data,
         )
-        conditions.record(200, payload, "Release updated")
-        return payload
 
-    return _write_locked(team, staged, body)
+    return _write_locked(team, staged, body, conditions)
 
 
 def release_create(
@@ -603,12 +616,12 @@ def release_create(
     upload: ReleaseUpload | None,
     max_file_bytes: int,
     request_data: dict[str, Any] | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    conditions: Conditions | None = None,
 ) -> dict[str, Any]:
     """Create a release, with the update's rules and guarantees (nothing is left behind when it
     fails), plus the team's per-product release limit. Returns it as the API shows it."""
     check_upload_allowed(actor=actor, upload=upload, max_file_bytes=max_file_bytes)
-    team = actor.team
+    team = team_of(actor)
     release_id = uuid.uuid4()
     staged = None
     if upload is not None:
@@ -629,29 +642,27 @@ def release_create(
             raise ApiError(404, Code.PRODUCT_NOT_FOUND, "Product not found")
         branch = _resolve_branch(product=product, branch_id=changes.branch_id)
         release = Release(id=release_id, team=team, product=product, branch=branch)
-        _check_rules(write=write, release=release, facts=RuleFacts.of(product), changes=changes)
-        payload = _write_release(
+        return _write_release(
             write=write,
             actor=actor,
             release=release,
             product=product,
             branch=branch,
             changes=changes,
+            facts=RuleFacts.of(product),
             request_data=request_data,
         )
-        conditions.record(201, payload, "Release created")
-        return payload
 
-    return _write_locked(team, staged, body)
+    return _write_locked(team, staged, body, conditions or Conditions())
 
 
 def release_delete(
-    *, actor: Actor, release_id: uuid.UUID, conditions: Conditions = NO_CONDITIONS
+    *, actor: Actor, release_id: uuid.UUID, conditions: Conditions | None = None
 ) -> dict[str, Any]:
     """Delete a release with its metadata, license links and file row; its stored object is
     deleted after commit. A deleted latest release leaves its product and branch without one.
     Returns the release as it was."""
-    team = actor.team
+    team, conditions = team_of(actor), conditions or Conditions()
 
     def body(write: TeamWrite) -> dict[str, Any]:
         release = (
@@ -667,16 +678,9 @@ def release_delete(
         file = release.current_file
         if file is not None:
             write.replace_file(release, file, reason="release deleted")
+        log_action(actor=actor, action="release.delete", target=release, result=payload, team=team)
         release.delete()
-        _audit(
-            actor=actor,
-            action="release.delete",
-            release_id=release_id,
-            request_data=None,
-            result=payload,
-        )
-        webhook_events.emit(actor.team, "release.deleted", payload)
-        conditions.record(200, payload, "Release deleted")
+        webhook_events.emit(team, "release.deleted", payload)
         return payload
 
-    return _write_locked(team, None, body)
+    return _write_locked(team, None, body, conditions)

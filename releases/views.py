@@ -1,6 +1,7 @@
 """The Developer API's release endpoints: thin views over the services."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from rest_framework.response import Response
 
 from lukittu.api import ApiError, Code, success, unsupported_media_type
 from lukittu.fields import error_list
-from lukittu.views import TeamApiView, client_ip, parse_query
+from lukittu.views import TeamApiView, parse_query
 from releases import openapi
 from releases.parsers import ReleaseMultiPartParser, incomplete_body
 from releases.selectors import release_detail, release_list
@@ -22,7 +23,6 @@ from releases.serializers import (
     release_payload,
 )
 from releases.services import (
-    Actor,
     ReleaseChanges,
     check_upload_allowed,
     file_too_large,
@@ -32,7 +32,7 @@ from releases.services import (
 )
 from releases.uploads import HashingUploadHandler, ReleaseUpload
 from teams.conditions import Conditions, conditional_get, fingerprint, run_write
-from teams.models import ApiKey
+from teams.services import api_actor
 
 MEGABYTE = 1024 * 1024
 
@@ -54,17 +54,6 @@ def parse_data_field(raw: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, Code.BAD_REQUEST, "Invalid JSON in data field")
     return value
-
-
-def actor_for(request: Request) -> Actor:
-    key: ApiKey = request.auth
-    return Actor(
-        team=key.team,
-        label=key.prefix,
-        api_key=key,
-        ip_address=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-    )
 
 
 class MultipartUploadMixin:
@@ -116,11 +105,25 @@ def read_data_part(part: UploadedFile) -> str:
         raise ApiError(400, Code.BAD_REQUEST, "Invalid JSON in data field") from None
 
 
-def parse_release_request(
-    request: Request, serializer_class: type[ReleaseUpdateSerializer]
-) -> tuple[dict[str, Any], ReleaseChanges, ReleaseUpload | None]:
+@dataclass(frozen=True)
+class ReleaseBody:
     """The multipart body of a create or update: the raw ``data`` object, its validated
-    changes, and the uploaded file if one was sent. Errors in the contract's order."""
+    changes, and the uploaded file if one was sent."""
+
+    data: dict[str, Any]
+    changes: ReleaseChanges
+    upload: ReleaseUpload | None
+
+    def fingerprint(self) -> str:
+        """What makes two writes the same request for Idempotency-Key: the ``data`` object and
+        the file's SHA-256 (computed while the upload arrived)."""
+        return fingerprint(self.data, self.upload.sha256 if self.upload is not None else None)
+
+
+def release_body(request: Request, serializer_class: type[ReleaseUpdateSerializer]) -> ReleaseBody:
+    """The body of a create or update, its errors in the contract's order; the upload is
+    checked too (size, the team's plan) before any Idempotency-Key is claimed, as these are
+    the request's own errors."""
     texts = request.POST.getlist("data")
     # ``-F data=@data.json`` sends the JSON as a file part: read it rather than call it missing.
     parts = request.FILES.getlist("data")
@@ -144,17 +147,33 @@ def parse_release_request(
     # part with an empty file name); anything else is a mistake to point out.
     if any(value != "" for value in request.POST.getlist("file")):
         raise ApiError(400, Code.BAD_REQUEST, "The file field must be a file upload")
-    return (
-        data,
-        ReleaseChanges.from_validated(serializer.validated_data),
-        files[0] if files else None,
+    upload = files[0] if files else None
+    check_upload_allowed(actor=api_actor(request), upload=upload, max_file_bytes=max_file_bytes())
+    return ReleaseBody(data, ReleaseChanges.from_validated(serializer.validated_data), upload)
+
+
+def write_release(
+    request: Request, body: ReleaseBody, *, release_id: Any = None, status: int, details: str
+) -> Response:
+    """Create (no ``release_id``) or update a release through the write protocol. The write
+    stores its file before it opens its transaction, so it opens that itself."""
+
+    def write(conditions: Conditions) -> dict[str, Any]:
+        arguments = {
+            "actor": api_actor(request),
+            "changes": body.changes,
+            "upload": body.upload,
+            "max_file_bytes": max_file_bytes(),
+            "request_data": body.data,
+            "conditions": conditions,
+        }
+        if release_id is None:
+            return release_create(**arguments)
+        return release_update(release_id=release_id, **arguments)
+
+    return run_write(
+        request, body.fingerprint, write, status=status, details=details, opens_transaction=True
     )
-
-
-def request_fingerprint(data: dict[str, Any], upload: ReleaseUpload | None) -> str:
-    """What makes two writes the same request for Idempotency-Key: the ``data`` object and
-    the file's SHA-256 (computed while the upload arrived)."""
-    return fingerprint(data, upload.sha256 if upload is not None else None)
 
 
 class ReleaseListView(MultipartUploadMixin, TeamApiView):
@@ -190,23 +209,8 @@ class ReleaseListView(MultipartUploadMixin, TeamApiView):
 
     @openapi.create_release
     def post(self, request: Request, **kwargs: Any) -> Response:
-        data, changes, upload = parse_release_request(request, ReleaseCreateSerializer)
-        # Before the Idempotency-Key is claimed: these are the request's own errors.
-        check_upload_allowed(
-            actor=actor_for(request), upload=upload, max_file_bytes=max_file_bytes()
-        )
-
-        def write(conditions: Conditions) -> None:
-            release_create(
-                actor=actor_for(request),
-                changes=changes,
-                upload=upload,
-                max_file_bytes=max_file_bytes(),
-                request_data=data,
-                conditions=conditions,
-            )
-
-        return run_write(request, lambda: request_fingerprint(data, upload), write)
+        body = release_body(request, ReleaseCreateSerializer)
+        return write_release(request, body, status=201, details="Release created")
 
 
 class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
@@ -226,29 +230,23 @@ class ReleaseDetailView(MultipartUploadMixin, TeamApiView):
 
     @openapi.update_release
     def put(self, request: Request, **kwargs: Any) -> Response:
-        data, changes, upload = parse_release_request(request, ReleaseUpdateSerializer)
-        check_upload_allowed(
-            actor=actor_for(request), upload=upload, max_file_bytes=max_file_bytes()
+        body = release_body(request, ReleaseUpdateSerializer)
+        return write_release(
+            request, body, release_id=self.release_id, status=200, details="Release updated"
         )
-
-        def write(conditions: Conditions) -> None:
-            release_update(
-                actor=actor_for(request),
-                release_id=self.release_id,
-                changes=changes,
-                upload=upload,
-                max_file_bytes=max_file_bytes(),
-                request_data=data,
-                conditions=conditions,
-            )
-
-        return run_write(request, lambda: request_fingerprint(data, upload), write)
 
     @openapi.delete_release
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        def write(conditions: Conditions) -> None:
-            release_delete(
-                actor=actor_for(request), release_id=self.release_id, conditions=conditions
+        def write(conditions: Conditions) -> dict[str, Any]:
+            return release_delete(
+                actor=api_actor(request), release_id=self.release_id, conditions=conditions
             )
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request,
+            lambda: fingerprint(None),
+            write,
+            status=200,
+            details="Release deleted",
+            opens_transaction=True,
+        )

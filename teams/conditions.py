@@ -17,8 +17,9 @@ transaction (``record``), so nothing it did is kept, whichever write forgot to c
    already answered replays that answer (``Idempotent-Replayed: true``); the same key with a
    different request is 422; a key whose first request is still running is 409 with
    ``Retry-After``.
-2. The write stores its answer on the claim **in its own transaction** (``record``), so a
-   committed write always has its answer stored and a rolled-back one never has.
+2. The write stores its answer on the claim **in its own transaction** (``Conditions.commit``
+   runs the write's transaction and records the answer in it), so a committed write always has
+   its answer stored and a rolled-back one never has.
 3. A write refused with a 4xx rolled back: the claim is dropped and a retry runs afresh. After
    any other failure the committed state decides (``Conditions.settle``): a claim with an
    answer committed, and that answer is returned instead of the error; a claim without one
@@ -26,6 +27,10 @@ transaction (``record``), so nothing it did is kept, whichever write forgot to c
    is stored with every commit, a claim still without one once ``IDEMPOTENCY_STALE_SECONDS``
    have passed belongs to a request that died without committing, and the next request with
    the key takes it over.
+
+**One protocol.** Every write of the Developer API (releases, products, branches, webhooks) is
+answered through ``run_write``: the view gives the fingerprint, the write (which returns the
+payload of its answer), the status and the text; ``run_write`` does the rest.
 """
 
 import hashlib
@@ -35,7 +40,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -57,6 +62,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")
 _ETAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
 STORED_HEADERS = ("ETag",)
+Payload = TypeVar("Payload", bound=dict[str, Any])
 
 
 def etag_of(payload: dict[str, Any]) -> str:
@@ -134,16 +140,21 @@ def fingerprint(data: Any, file_sha256: str | None = None) -> str:
 @dataclass
 class Conditions:
     """What a write must honour: the ``If-Match`` tags (None: no condition) and the
-    idempotency claim (None: no key). Passed to the write, which calls ``check_current``
-    under its lock and ``record`` inside its transaction."""
+    idempotency claim (None: no key), and how it answers (``status``, ``details``). Passed to
+    the write, which calls ``check_current`` under its lock and runs its transaction through
+    ``commit``. A write called without a request (the admin, the demo seed) gets empty ones."""
 
     if_match: list[tuple[bool, str]] | None = None
     any_match: bool = False
     claim: IdempotencyKey | None = None
     replay: Response | None = None
+    status: int = 200
+    details: str = ""
     answered: dict[str, Any] | None = field(default=None)
     # Set by ``check_current``: the write compared the client's tags with a representation.
     evaluated: bool = False
+    # Set by ``commit`` once the answer is stored: all that is left is the COMMIT itself.
+    commit_sent: bool = False
 
     def check_current(self, current: Callable[[], dict[str, Any] | None]) -> None:
         """412 unless the resource's current ETag is one the client named (strong
@@ -160,23 +171,31 @@ class Conditions:
         if etag is None or not any(not weak and tag == etag for weak, tag in self.if_match or []):
             raise precondition_failed(etag)
 
-    def record(self, status: int, payload: dict[str, Any], details: str) -> None:
-        """The answer, stored on the claim in the caller's (the write's) transaction. A write
+    def commit(self, write: Callable[[], Payload]) -> Payload:
+        """Run ``write`` in one transaction and store its answer, the payload it returns, in
+        that same transaction. Returns the payload once committed."""
+        with transaction.atomic():
+            payload = write()
+            self.record(payload)
+            self.commit_sent = True
+        return payload
+
+    def record(self, payload: dict[str, Any]) -> None:
+        """The answer, stored on the claim in the write's transaction (``commit``). A write
         that never compared an ``If-Match`` it was sent had nothing to compare it with: 412,
         raised here so its transaction rolls back."""
         if (self.if_match is not None or self.any_match) and not self.evaluated:
             raise nothing_to_match()
-        body = envelope(payload, details=details)
+        body = envelope(payload, details=self.details)
         headers = {"ETag": etag_of(payload)}
-        self.answered = {"status": status, "body": body, "headers": headers}
-        if self.claim is None:
-            return
-        IdempotencyKey.objects.filter(pk=self.claim.pk).update(
-            status_code=status,
-            response_body=body,
-            response_headers=headers,
-            completed_at=timezone.now(),
-        )
+        if self.claim is not None:
+            IdempotencyKey.objects.filter(pk=self.claim.pk).update(
+                status_code=self.status,
+                response_body=body,
+                response_headers=headers,
+                completed_at=timezone.now(),
+            )
+        self.answered = {"status": self.status, "body": body, "headers": headers}
 
     def respond(self) -> Response:
         """The answer ``record`` made, exactly as stored."""
@@ -220,9 +239,6 @@ class Conditions:
             return None
         # This request's own answer, as its write committed it: not a replay.
         return _replay(stored, replayed=False)
-
-
-NO_CONDITIONS = Conditions()
 
 
 def _if_match(request: Request) -> tuple[list[tuple[bool, str]] | None, bool]:
@@ -341,17 +357,30 @@ def purge_expired(now: Any = None) -> int:
 
 
 def run_write(
-    request: Request, print_: Callable[[], str], write: Callable[[Conditions], None]
+    request: Request,
+    print_: Callable[[], str],
+    write: Callable[[Conditions], dict[str, Any]],
+    *,
+    status: int,
+    details: str,
+    opens_transaction: bool = False,
 ) -> Response:
-    """Run ``write`` under this request's conditions and answer what it recorded (or the
-    stored answer of an earlier request with the same Idempotency-Key). ``write`` must call
-    ``conditions.check_current`` under its lock and ``conditions.record`` inside its
-    transaction."""
+    """The write protocol: run ``write`` under this request's conditions, store its answer
+    (``status``, ``details`` and the payload ``write`` returns) in the write's transaction and
+    answer it; or answer as an earlier request with the same Idempotency-Key was answered.
+
+    ``write`` calls ``conditions.check_current`` under its lock. It runs in a transaction
+    opened here, unless it ``opens_transaction`` itself through ``conditions.commit``: a release
+    write stores its file before it takes any lock or opens its transaction."""
     conditions = begin(request, print_)
     if conditions.replay is not None:
         return conditions.replay
+    conditions.status, conditions.details = status, details
     try:
-        write(conditions)
+        if opens_transaction:
+            write(conditions)
+        else:
+            conditions.commit(lambda: write(conditions))
     except ApiError as error:
         if error.status_code < 500:
             conditions.release()

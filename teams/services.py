@@ -1,5 +1,6 @@
 """Team, API key and license write use cases, shared by the operator commands and the admin,
-and the audit trail every write with an actor leaves.
+and the audit trail every write with an actor leaves: the one ``Actor`` type and the one writer
+(``log_action``) that every write uses, releases, products, branches and webhooks included.
 
 A write given an ``actor`` records one AuditLog row in the same transaction as the change:
 ``request_data`` holds the fields it set (model field names, never key material) and
@@ -51,25 +52,33 @@ LICENSE_EDITABLE = ("suspended", "expires_at", "ip_limit", "hwid_limit")
 
 
 @dataclass(frozen=True)
-class AuditActor:
-    """Who acts, as the audit log records it: an operator (label ``operator:<username>``, no
-    API key) or an API key (its prefix). The same fields as ``releases.services.Actor``, less
-    the team an API write is confined to: here the team follows from the object written."""
+class Actor:
+    """Who writes, as the audit log records it: an API key (labelled with its prefix), an
+    operator (``operator:<username>``, no key) or the service itself (``system:<part>``).
+    ``team`` is the team a release write is confined to: the key's own, or the team an operator
+    writes in; the other writes find their team from the object they change."""
 
     label: str
     api_key: ApiKey | None = None
     ip_address: str | None = None
     user_agent: str = ""
+    team: Team | None = None
 
 
-def audit_actor(request: Request) -> AuditActor:
-    """The API key of a Developer API request, as the audit log records it."""
+# The operator commands (create_team, create_api_key, create_license, free_seats): run on the
+# server by an operator, recorded as such in the audit log.
+COMMAND_LINE = Actor(label="operator:command-line")
+
+
+def api_actor(request: Request) -> Actor:
+    """The API key of a Developer API request, confined to its team."""
     key: ApiKey = request.auth
-    return AuditActor(
+    return Actor(
         label=key.prefix,
         api_key=key,
         ip_address=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
+        team=key.team,
     )
 
 
@@ -90,24 +99,28 @@ def snapshot(obj: models.Model) -> dict[str, Any]:
 
 def log_action(
     *,
-    actor: AuditActor | None,
-    team: Team,
+    actor: Actor | None,
     action: str,
-    target_id: Any,
-    request_data: Mapping[str, Any] | None,
-    result: Mapping[str, Any] | None,
+    target: models.Model,
+    request_data: Mapping[str, Any] | None = None,
+    result: Mapping[str, Any] | None = None,
+    team: Team | None = None,
 ) -> None:
-    """Record one write. ``action`` is ``<target type>.<verb>`` (``license.update``); the
-    target type is its first part, as in the release entries (``release.update``)."""
+    """Record one write, the only writer of the audit log: ``actor`` did ``action``
+    (``<target type>.<verb>``, as ``license.update``) to ``target``, a row not yet deleted, in
+    ``team`` (by default the target's own). ``request_data`` is what the write set and
+    ``result`` the row as it stands afterwards (as it stood, for a delete)."""
     if actor is None:
         return
+    if team is None:
+        team = target if isinstance(target, Team) else target.team
     AuditLog.objects.create(
         team=team,
         api_key=actor.api_key,
         actor=actor.label[:150],
         action=action,
         target_type=action.partition(".")[0],
-        target_id=str(target_id),
+        target_id=str(target.pk),
         ip_address=actor.ip_address,
         user_agent=actor.user_agent[:512],
         request_data=None if request_data is None else jsonable(dict(request_data)),
@@ -147,8 +160,7 @@ def update_recorded(
     *,
     allowed: Iterable[str],
     action: str,
-    team: Team,
-    actor: AuditActor | None,
+    actor: Actor | None,
     result_extra: Mapping[str, Any] | None = None,
 ) -> bool:
     """Apply the ``allowed`` fields of ``changes`` to ``stored`` (a row locked by the caller's
@@ -158,14 +170,8 @@ def update_recorded(
     if not changed:
         return False
     save_changed(stored, changed)
-    log_action(
-        actor=actor,
-        team=team,
-        action=action,
-        target_id=stored.pk,
-        request_data=changed,
-        result={**snapshot(stored), **(result_extra or {})},
-    )
+    result = {**snapshot(stored), **(result_extra or {})}
+    log_action(actor=actor, action=action, target=stored, request_data=changed, result=result)
     return True
 
 
@@ -187,7 +193,7 @@ def team_create(
     max_releases_per_product: int = DEFAULT_MAX_RELEASES_PER_PRODUCT,
     max_branches_per_product: int = DEFAULT_MAX_BRANCHES_PER_PRODUCT,
     seat_timeout_minutes: int | None = None,
-    actor: AuditActor | None = None,
+    actor: Actor | None = None,
 ) -> Team:
     """A new team with its key pair. The key pair is made in the same transaction, so no team
     is ever seen without one (software is built with its public key from day one)."""
@@ -207,18 +213,13 @@ def team_create(
     # the audit log (it records the team's own fields).
     new_key_pair(team.pk).save(force_insert=True)
     log_action(
-        actor=actor,
-        team=team,
-        action="team.create",
-        target_id=team.pk,
-        request_data=fields,
-        result=snapshot(team),
+        actor=actor, action="team.create", target=team, request_data=fields, result=snapshot(team)
     )
     return team
 
 
 @transaction.atomic
-def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | None = None) -> Team:
+def team_update(*, team: Team, changes: Mapping[str, Any], actor: Actor | None = None) -> Team:
     """Change a team's name, upload flag, limits or seat timeout (``TEAM_EDITABLE``). Returns
     the team as stored; writes (and records) nothing when no value differs."""
     if changes.get("storage_limit_bytes", 0) < 0:
@@ -230,7 +231,6 @@ def team_update(*, team: Team, changes: Mapping[str, Any], actor: AuditActor | N
         changes,
         allowed=TEAM_EDITABLE,
         action="team.update",
-        team=stored,
         actor=actor,
     )
     return stored
@@ -243,19 +243,15 @@ def _check_seat_timeout(minutes: int | None) -> None:
 
 
 @transaction.atomic
-def team_soft_delete(*, team: Team, actor: AuditActor | None = None) -> bool:
+def team_soft_delete(*, team: Team, actor: Actor | None = None) -> bool:
     """Mark the team deleted (its keys stop working). False if it already was."""
     now = timezone.now()
     if not Team.objects.filter(pk=team.pk, deleted_at__isnull=True).update(deleted_at=now):
         return False
     stored = Team.objects.get(pk=team.pk)
+    changed, result = {"deleted_at": now}, snapshot(stored)
     log_action(
-        actor=actor,
-        team=stored,
-        action="team.soft_delete",
-        target_id=stored.pk,
-        request_data={"deleted_at": now},
-        result=snapshot(stored),
+        actor=actor, action="team.soft_delete", target=stored, request_data=changed, result=result
     )
     return True
 
@@ -270,7 +266,7 @@ def api_key_create(
     name: str = "",
     expires_in_days: int | None = None,
     expires_at: datetime | None = None,
-    actor: AuditActor | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its plain text, which is shown once and never stored."""
     if expires_in_days is not None:
@@ -279,20 +275,15 @@ def api_key_create(
         expires_at = timezone.now() + timedelta(days=expires_in_days)
     key, plain = ApiKey.build(team=team, name=name, expires_at=expires_at)
     key.save()
-    log_action(
-        actor=actor,
-        team=team,
-        action="api_key.create",
-        target_id=key.pk,
-        request_data={"name": name, "expires_at": expires_at},
-        result={**snapshot(key), "prefix": key.prefix},
-    )
+    fields = {"name": name, "expires_at": expires_at}
+    result = {**snapshot(key), "prefix": key.prefix}
+    log_action(actor=actor, action="api_key.create", target=key, request_data=fields, result=result)
     return key, plain
 
 
 @transaction.atomic
 def api_key_update(
-    *, key: ApiKey, changes: Mapping[str, Any], actor: AuditActor | None = None
+    *, key: ApiKey, changes: Mapping[str, Any], actor: Actor | None = None
 ) -> ApiKey:
     """Rename a key (``API_KEY_EDITABLE``); its team, expiry and secret never change."""
     stored = _locked(key)
@@ -301,7 +292,6 @@ def api_key_update(
         changes,
         allowed=API_KEY_EDITABLE,
         action="api_key.update",
-        team=stored.team,
         actor=actor,
         result_extra={"prefix": stored.prefix},
     )
@@ -309,19 +299,15 @@ def api_key_update(
 
 
 @transaction.atomic
-def api_key_revoke(*, key: ApiKey, actor: AuditActor | None = None) -> bool:
+def api_key_revoke(*, key: ApiKey, actor: Actor | None = None) -> bool:
     """Revoke the key. False if it already was."""
     now = timezone.now()
     if not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
         return False
     stored = ApiKey.objects.select_related("team").get(pk=key.pk)
+    changed, result = {"revoked_at": now}, {**snapshot(stored), "prefix": stored.prefix}
     log_action(
-        actor=actor,
-        team=stored.team,
-        action="api_key.revoke",
-        target_id=stored.pk,
-        request_data={"revoked_at": now},
-        result={**snapshot(stored), "prefix": stored.prefix},
+        actor=actor, action="api_key.revoke", target=stored, request_data=changed, result=result
     )
     return True
 
@@ -391,7 +377,7 @@ def license_create(
     hwid_limit: int | None = None,
     suspended: bool = False,
     expires_at: datetime | None = None,
-    actor: AuditActor | None = None,
+    actor: Actor | None = None,
 ) -> tuple[License, str]:
     """A new license and its key, shown once and stored only as a digest. It opens the given
     products (each the team's, else ValidationError) and no other; ``ip_limit`` and
@@ -412,9 +398,8 @@ def license_create(
     license.products.set(product_ids)
     log_action(
         actor=actor,
-        team=team,
         action="license.create",
-        target_id=license.pk,
+        target=license,
         request_data={
             "products": product_ids,
             "ip_limit": ip_limit,
@@ -429,7 +414,7 @@ def license_create(
 
 @transaction.atomic
 def license_update(
-    *, license: License, changes: Mapping[str, Any], actor: AuditActor | None = None
+    *, license: License, changes: Mapping[str, Any], actor: Actor | None = None
 ) -> License:
     """Suspend or reinstate a license, set its expiry or limits (``LICENSE_EDITABLE``), or set
     the products it opens (``products``: products or ids, each the team's, replacing the
@@ -448,29 +433,17 @@ def license_update(
         changed["products"] = after
     if not changed:
         return stored
+    result = {**snapshot(stored), "products": after}
     log_action(
-        actor=actor,
-        team=stored.team,
-        action="license.update",
-        target_id=stored.pk,
-        request_data=changed,
-        result={**snapshot(stored), "products": after},
+        actor=actor, action="license.update", target=stored, request_data=changed, result=result
     )
     return stored
 
 
 @transaction.atomic
-def license_delete(*, license: License, actor: AuditActor | None = None) -> None:
+def license_delete(*, license: License, actor: Actor | None = None) -> None:
     """Delete a license; releases it was allowed to download lose it."""
     stored = _locked(license)
     result = {**snapshot(stored), "products": _product_ids_of(stored)}
-    team = stored.team
+    log_action(actor=actor, action="license.delete", target=stored, result=result)
     stored.delete()
-    log_action(
-        actor=actor,
-        team=team,
-        action="license.delete",
-        target_id=license.pk,
-        request_data=None,
-        result=result,
-    )

@@ -16,7 +16,7 @@ from releases.models import Product
 from teams.keys import private_key_of, public_key_base64
 from teams.models import AuditLog, License, Team, TeamKeyPair
 from teams.services import (
-    AuditActor,
+    Actor,
     license_create,
     license_delete,
     license_update,
@@ -24,7 +24,7 @@ from teams.services import (
     team_update,
 )
 
-OPERATOR = AuditActor(label="operator:test", ip_address="192.0.2.9", user_agent="tests")
+OPERATOR = Actor(label="operator:test", ip_address="192.0.2.9", user_agent="tests")
 
 
 def product_ids(*products: Product) -> list[str]:

@@ -71,6 +71,24 @@ def test_the_release_that_loses_latest_gets_a_release_updated(client, world):
     assert sent() == [("release.updated", promoted), ("release.updated", demoted)]
 
 
+def test_a_created_release_that_takes_latest_reports_the_release_it_demoted(client, world):
+    make_endpoint(world.team, URL, ("release.updated",))
+    assert world.other_release.latest
+
+    created = post_release(
+        client,
+        world.team.id,
+        key=world.key,
+        data=create_data(world.product, status=ReleaseStatus.PUBLISHED, setAsLatest=True),
+    ).json()["data"]
+
+    assert created["latest"] is True
+    demoted = get_data(client, world, f"releases/{world.other_release.id}")
+    assert demoted["latest"] is False
+    # The endpoint wants only release.updated: the demoted release's, not the created one's.
+    assert sent() == [("release.updated", demoted)]
+
+
 def test_a_release_of_another_line_keeps_latest_and_gets_nothing(client, world):
     make_endpoint(world.team, URL)
     put_release(

@@ -38,8 +38,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from teams.services import AuditActor
-from webhooks.audit import log_endpoint_action
+from teams.services import Actor, log_action
 from webhooks.destinations import (
     Destination,
     DestinationRefused,
@@ -47,6 +46,7 @@ from webhooks.destinations import (
     url_for_log,
 )
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.selectors import webhook_payload
 from webhooks.signing import signed_headers
 
 logger = logging.getLogger("webhooks")
@@ -263,7 +263,7 @@ def _next_state(
     return DeliveryState.PENDING, now + retry_delay(delivery.attempt_count, outcome.retry_after)
 
 
-SYSTEM_ACTOR = AuditActor(label="system:webhooks")
+SYSTEM_ACTOR = Actor(label="system:webhooks")
 
 
 def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> bool:
@@ -275,7 +275,14 @@ def endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> bool:
         )
         if turned_off:
             stored = WebhookEndpoint.objects.select_related("team").get(pk=endpoint.pk)
-            log_endpoint_action(SYSTEM_ACTOR, stored, "webhook.disable", {"reason": reason})
+            asked, result = {"reason": reason}, webhook_payload(stored)
+            log_action(
+                actor=SYSTEM_ACTOR,
+                action="webhook.disable",
+                target=stored,
+                request_data=asked,
+                result=result,
+            )
     return bool(turned_off)
 
 

@@ -9,10 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from lukittu.api import ApiError, Code
-from teams.conditions import NO_CONDITIONS, Conditions
+from teams.conditions import Conditions
 from teams.models import Team
-from teams.services import AuditActor, apply_changes, save_changed
-from webhooks.audit import log_endpoint_action
+from teams.services import Actor, apply_changes, log_action, save_changed
 from webhooks.events import TEST_EVENT, enqueue_on_commit, record_event
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 from webhooks.selectors import webhook_payload
@@ -50,7 +49,7 @@ def endpoint_create(
     url: str,
     events: list[str],
     active: bool = True,
-    actor: AuditActor | None = None,
+    actor: Actor | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (shown to the caller once). The team's row lock orders
     creates, so the per-team limit holds under concurrent requests."""
@@ -61,15 +60,14 @@ def endpoint_create(
     endpoint = WebhookEndpoint.objects.create(
         team=team, url=url, events=list(events), active=active, secret=secret
     )
-    log_endpoint_action(
-        actor, endpoint, "webhook.create", {"url": url, "events": events, "active": active}
+    fields, result = {"url": url, "events": events, "active": active}, webhook_payload(endpoint)
+    log_action(
+        actor=actor, action="webhook.create", target=endpoint, request_data=fields, result=result
     )
     return endpoint, secret
 
 
-def _activity_changes(
-    stored: WebhookEndpoint, active: bool, actor: AuditActor | None
-) -> dict[str, Any]:
+def _activity_changes(stored: WebhookEndpoint, active: bool, actor: Actor | None) -> dict[str, Any]:
     """Turning an endpoint on forgets why it was off and its failures; turning it off says who
     did."""
     if active == stored.active:
@@ -85,18 +83,21 @@ def endpoint_update(
     *,
     endpoint: WebhookEndpoint,
     changes: Mapping[str, Any],
-    actor: AuditActor | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    actor: Actor | None = None,
+    conditions: Conditions | None = None,
 ) -> WebhookEndpoint:
     """Change the URL, the events or the active flag. Returns the endpoint as stored; writes
     (and records) nothing when no value differs."""
     stored = _locked(endpoint)
-    conditions.check_current(lambda: webhook_payload(stored))
+    (conditions or Conditions()).check_current(lambda: webhook_payload(stored))
     extra = _activity_changes(stored, changes.get("active", stored.active), actor)
     changed = apply_changes(stored, {**changes, **extra}, allowed=EDITABLE)
     if changed:
         save_changed(stored, changed)
-        log_endpoint_action(actor, stored, "webhook.update", changed)
+        result = webhook_payload(stored)
+        log_action(
+            actor=actor, action="webhook.update", target=stored, request_data=changed, result=result
+        )
     return stored
 
 
@@ -104,15 +105,15 @@ def endpoint_update(
 def endpoint_delete(
     *,
     endpoint: WebhookEndpoint,
-    actor: AuditActor | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    actor: Actor | None = None,
+    conditions: Conditions | None = None,
 ) -> dict[str, Any]:
     """Delete an endpoint with its deliveries and their log. Returns it as it was."""
     stored = _locked(endpoint)
     payload = webhook_payload(stored)
-    conditions.check_current(lambda: payload)
+    (conditions or Conditions()).check_current(lambda: payload)
+    log_action(actor=actor, action="webhook.delete", target=stored, result=payload)
     stored.delete()
-    log_endpoint_action(actor, endpoint, "webhook.delete", None, payload)
     return payload
 
 
@@ -121,13 +122,13 @@ def endpoint_rotate_secret(
     *,
     endpoint: WebhookEndpoint,
     grace: timedelta = DEFAULT_GRACE,
-    actor: AuditActor | None = None,
-    conditions: Conditions = NO_CONDITIONS,
+    actor: Actor | None = None,
+    conditions: Conditions | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """A new secret (returned, to show once). For ``grace`` the old one signs too; with no
     grace it stops at once. A secret replaced earlier, still in its grace period, stops."""
     stored = _locked(endpoint)
-    conditions.check_current(lambda: webhook_payload(stored))
+    (conditions or Conditions()).check_current(lambda: webhook_payload(stored))
     secret = new_secret()
     stored.previous_secret = stored.secret if grace > timedelta(0) else ""
     stored.previous_secret_expires_at = timezone.now() + grace if grace > timedelta(0) else None
@@ -135,15 +136,20 @@ def endpoint_rotate_secret(
     stored.save(
         update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
     )
-    hours = grace.total_seconds() / 3600
-    log_endpoint_action(actor, stored, "webhook.rotate_secret", {"gracePeriodHours": hours})
+    asked = {"gracePeriodHours": grace.total_seconds() / 3600}
+    result = webhook_payload(stored)
+    log_action(
+        actor=actor,
+        action="webhook.rotate_secret",
+        target=stored,
+        request_data=asked,
+        result=result,
+    )
     return stored, secret
 
 
 @transaction.atomic
-def delivery_redeliver(
-    *, delivery: WebhookDelivery, actor: AuditActor | None = None
-) -> WebhookDelivery:
+def delivery_redeliver(*, delivery: WebhookDelivery, actor: Actor | None = None) -> WebhookDelivery:
     """Send a delivery's event again, as a new delivery with the same ``webhook-id``."""
     endpoint = _locked(delivery.endpoint)
     if not endpoint.active:
@@ -152,20 +158,16 @@ def delivery_redeliver(
         event=delivery.event, endpoint=endpoint, next_attempt_at=timezone.now()
     )
     enqueue_on_commit([again.pk])
-    log_endpoint_action(
-        actor,
-        endpoint,
-        "webhook.redeliver",
-        {"deliveryId": delivery.pk},
-        {"deliveryId": again.pk, "eventId": delivery.event_id, "type": delivery.event.type},
+    asked = {"deliveryId": delivery.pk}
+    result = {"deliveryId": again.pk, "eventId": delivery.event_id, "type": delivery.event.type}
+    log_action(
+        actor=actor, action="webhook.redeliver", target=endpoint, request_data=asked, result=result
     )
     return again
 
 
 @transaction.atomic
-def send_test_event(
-    *, endpoint: WebhookEndpoint, actor: AuditActor | None = None
-) -> WebhookDelivery:
+def send_test_event(*, endpoint: WebhookEndpoint, actor: Actor | None = None) -> WebhookDelivery:
     """A ``webhook.test`` event for this endpoint alone, whatever it subscribes to."""
     stored = _locked(endpoint)
     if not stored.active:
@@ -175,11 +177,6 @@ def send_test_event(
         "message": "A test event: this endpoint receives webhooks.",
     }
     (delivery,) = record_event(stored.team, TEST_EVENT, data, [stored])
-    log_endpoint_action(
-        actor,
-        stored,
-        "webhook.test",
-        None,
-        {"deliveryId": delivery.pk, "eventId": delivery.event_id},
-    )
+    result = {"deliveryId": delivery.pk, "eventId": delivery.event_id}
+    log_action(actor=actor, action="webhook.test", target=stored, result=result)
     return delivery

@@ -14,7 +14,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,7 +30,7 @@ from lukittu.fields import (
 )
 from lukittu.views import JsonApiView, json_body, page_of, parse_query
 from teams.conditions import Conditions, conditional_get, fingerprint, run_write
-from teams.services import audit_actor
+from teams.services import api_actor
 from webhooks import openapi, services
 from webhooks.destinations import url_problem
 from webhooks.events import EVENT_TYPES
@@ -140,18 +139,19 @@ class WebhookListView(JsonApiView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, WebhookBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             endpoint, secret = services.endpoint_create(
                 team=request.auth.team,
                 url=body["url"],
                 events=body["events"],
                 active=body["active"],
-                actor=audit_actor(request),
+                actor=api_actor(request),
             )
-            conditions.record(201, with_secret(endpoint, secret), "Webhook created")
+            return with_secret(endpoint, secret)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=201, details="Webhook created"
+        )
 
 
 class WebhookDetailView(JsonApiView):
@@ -166,30 +166,31 @@ class WebhookDetailView(JsonApiView):
     def put(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, WebhookBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             updated = services.endpoint_update(
                 endpoint=webhook_in_team(request, self.webhook_id),
                 changes=body,
-                actor=audit_actor(request),
+                actor=api_actor(request),
                 conditions=conditions,
             )
-            conditions.record(200, webhook_payload(updated), "Webhook updated")
+            return webhook_payload(updated)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=200, details="Webhook updated"
+        )
 
     @openapi.delete_webhook
     def delete(self, request: Request, **kwargs: Any) -> Response:
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
-            payload = services.endpoint_delete(
+        def write(conditions: Conditions) -> dict[str, Any]:
+            return services.endpoint_delete(
                 endpoint=webhook_in_team(request, self.webhook_id),
-                actor=audit_actor(request),
+                actor=api_actor(request),
                 conditions=conditions,
             )
-            conditions.record(200, payload, "Webhook deleted")
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request, lambda: fingerprint(None), write, status=200, details="Webhook deleted"
+        )
 
 
 class WebhookRotateSecretView(JsonApiView):
@@ -200,17 +201,18 @@ class WebhookRotateSecretView(JsonApiView):
     def post(self, request: Request, **kwargs: Any) -> Response:
         body = json_body(request, RotateBodySerializer)
 
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             endpoint, secret = services.endpoint_rotate_secret(
                 endpoint=webhook_in_team(request, self.webhook_id),
                 grace=timedelta(hours=body["gracePeriodHours"]),
-                actor=audit_actor(request),
+                actor=api_actor(request),
                 conditions=conditions,
             )
-            conditions.record(200, with_secret(endpoint, secret), "Webhook secret rotated")
+            return with_secret(endpoint, secret)
 
-        return run_write(request, lambda: fingerprint(body), write)
+        return run_write(
+            request, lambda: fingerprint(body), write, status=200, details="Webhook secret rotated"
+        )
 
 
 class WebhookTestView(JsonApiView):
@@ -219,14 +221,15 @@ class WebhookTestView(JsonApiView):
 
     @openapi.test_webhook
     def post(self, request: Request, **kwargs: Any) -> Response:
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             delivery = services.send_test_event(
-                endpoint=webhook_in_team(request, self.webhook_id), actor=audit_actor(request)
+                endpoint=webhook_in_team(request, self.webhook_id), actor=api_actor(request)
             )
-            conditions.record(201, delivery_payload(delivery), "Test event queued")
+            return delivery_payload(delivery)
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request, lambda: fingerprint(None), write, status=201, details="Test event queued"
+        )
 
 
 class WebhookDeliveryListView(JsonApiView):
@@ -254,12 +257,13 @@ class WebhookRedeliverView(JsonApiView):
 
     @openapi.redeliver_webhook
     def post(self, request: Request, **kwargs: Any) -> Response:
-        @transaction.atomic
-        def write(conditions: Conditions) -> None:
+        def write(conditions: Conditions) -> dict[str, Any]:
             endpoint = webhook_in_team(request, self.webhook_id)
             again = services.delivery_redeliver(
-                delivery=delivery_of(endpoint, self.delivery_id), actor=audit_actor(request)
+                delivery=delivery_of(endpoint, self.delivery_id), actor=api_actor(request)
             )
-            conditions.record(201, delivery_payload(again), "Redelivery queued")
+            return delivery_payload(again)
 
-        return run_write(request, lambda: fingerprint(None), write)
+        return run_write(
+            request, lambda: fingerprint(None), write, status=201, details="Redelivery queued"
+        )

@@ -7,10 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from delivery.services import KINDS, license_free_seats
 from teams.models import License
-from teams.services import AuditActor
-
-# Commands run on the server by an operator: recorded as such in the audit log.
-COMMAND_LINE = AuditActor(label="operator:command-line")
+from teams.services import COMMAND_LINE
 
 
 class Command(BaseCommand):

@@ -17,12 +17,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from releases.models import Branch, Product, Release, ReleaseStatus
-from releases.services import Actor, ReleaseChanges, release_update
+from releases.services import ReleaseChanges, release_update
 from releases.uploads import upload_from_bytes
 from teams.authentication import key_for
 from teams.keys import key_pair_for, public_key_base64
 from teams.models import License
-from teams.services import api_key_create, license_create, team_create
+from teams.services import Actor, api_key_create, license_create, team_create
 
 
 def public_key_fields(public_key_pem: str) -> dict[str, str]:

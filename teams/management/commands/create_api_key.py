@@ -8,10 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from lukittu.api import iso_utc
 from teams.models import Team
-from teams.services import AuditActor, api_key_create
-
-# Commands run on the server by an operator: recorded as such in the audit log.
-COMMAND_LINE = AuditActor(label="operator:command-line")
+from teams.services import COMMAND_LINE, api_key_create
 
 
 class Command(BaseCommand):

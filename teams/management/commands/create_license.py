@@ -12,10 +12,7 @@ from django.utils import timezone
 
 from lukittu.api import iso_utc
 from teams.models import Team
-from teams.services import AuditActor, license_create
-
-# Commands run on the server by an operator: recorded as such in the audit log.
-COMMAND_LINE = AuditActor(label="operator:command-line")
+from teams.services import COMMAND_LINE, license_create
 
 
 class Command(BaseCommand):

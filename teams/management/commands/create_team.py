@@ -5,10 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from teams.services import AuditActor, team_create
-
-# Commands run on the server by an operator: recorded as such in the audit log.
-COMMAND_LINE = AuditActor(label="operator:command-line")
+from teams.services import COMMAND_LINE, team_create
 
 
 class Command(BaseCommand):
