@@ -25,6 +25,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from lukittu.api import ERROR_CODES, ApiError, Code, internal_error, invalid_api_key
+from lukittu.shapes import Shape, envelope, page
 
 Schema = dict[str, Any]
 
@@ -692,11 +693,25 @@ def page_of(name: str, item: Schema) -> Schema:
     )
 
 
-def one(schema: Schema, description: str, details: str, example: Schema) -> OpenApiResponse:
+def one(
+    shape: type[Shape] | Schema, description: str, details: str, example: Schema
+) -> OpenApiResponse:
+    """The success envelope of ``shape`` (a ``Shape``, or a schema)."""
     return OpenApiResponse(
-        response=envelope_schema(schema),
+        response=envelope(shape) if isinstance(shape, type) else envelope_schema(shape),
         description=description,
         examples=[success_example(details, example)],
+    )
+
+
+def page_response(shape: type[Shape], key: str, details: str, example: Schema) -> OpenApiResponse:
+    """A page of ``shape`` under ``key``, with one ``example`` item."""
+    return OpenApiResponse(
+        response=page(shape, key),
+        description=f"A page of {key}",
+        examples=[
+            success_example(details, {key: [example], "hasNextPage": False, "totalResults": 1})
+        ],
     )
 
 

@@ -17,22 +17,14 @@ from django.utils import timezone
 
 from lukittu.api import iso_utc
 from teams.models import Team
-from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
-from webhooks.tasks import enqueue_deliveries
-
-EVENT_TYPES = (
-    "release.created",
-    "release.updated",
-    "release.deleted",
-    "product.created",
-    "product.updated",
-    "product.deleted",
-    "branch.created",
-    "branch.updated",
-    "branch.deleted",
+from webhooks.models import (  # noqa: F401 (the event names, imported from here too)
+    EVENT_TYPES,
+    TEST_EVENT,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
-# Sent only to the endpoint it tests, whatever it subscribes to.
-TEST_EVENT = "webhook.test"
+from webhooks.tasks import enqueue_deliveries
 
 
 def event_body(event_type: str, data: dict[str, Any]) -> str:

@@ -13,12 +13,27 @@ from django.db.models import Q
 
 from teams.models import Team
 
+# The events a webhook can subscribe to.
+EVENT_TYPES = (
+    "release.created",
+    "release.updated",
+    "release.deleted",
+    "product.created",
+    "product.updated",
+    "product.deleted",
+    "branch.created",
+    "branch.updated",
+    "branch.deleted",
+)
+# Sent only to the endpoint it tests, whatever it subscribes to.
+TEST_EVENT = "webhook.test"
+
 
 class WebhookEndpoint(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    # The event types it receives (``webhooks.events.EVENT_TYPES``), never empty.
+    # The event types it receives (``EVENT_TYPES``), never empty.
     events = models.JSONField(default=list)
     active = models.BooleanField(default=True)
     # ``whsec_`` + base64 of 32 random bytes. Shown once, when made or rotated; the sender

@@ -4,7 +4,7 @@ operation's error table in the order the views and services check it."""
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from lukittu import openapi as shared
 from lukittu.api import Code
@@ -23,22 +23,19 @@ from lukittu.openapi import (
     add_errors,
     json_request,
     one,
-    page_of,
+    page_response,
     path_parameter,
-    ref,
     register,
-    success_example,
 )
 from webhooks import services
 from webhooks.events import EVENT_TYPES, TEST_EVENT
+from webhooks.shapes import WebhookData, WebhookDelivery, WebhookWithSecret
 
 Schema = dict[str, Any]
 TAG = "Dev - Webhooks"
 EXAMPLE_TEAM_ID = "123e4567-e89b-12d3-a456-426614174000"
 EXAMPLE_WEBHOOK_ID = "3f2b8c1e-5d4a-4b6c-9e7f-1a2b3c4d5e6f"
 EXAMPLE_DELIVERY_ID = "8d7c6b5a-4e3f-4a1b-9c8d-7e6f5a4b3c2d"
-DATE_TIME = {"type": "string", "format": "date-time"}
-NULLABLE_TIME = {**DATE_TIME, "nullable": True}
 
 # Webhook writes honour If-Match (under the row lock) and Idempotency-Key like the catalog's;
 # ``lukittu.openapi`` then documents those headers and the ETag they answer with.
@@ -57,121 +54,6 @@ path_parameter(
     EXAMPLE_DELIVERY_ID,
 )
 
-EVENT_TYPE = {"type": "string", "enum": list(EVENT_TYPES)}
-WEBHOOK = register(
-    "schemas",
-    "WebhookData",
-    {
-        "type": "object",
-        "description": "An endpoint that receives the team's events (never with its secret).",
-        "properties": {
-            "id": ref("UUID"),
-            "url": {"type": "string", "format": "uri"},
-            "events": {"type": "array", "items": EVENT_TYPE},
-            "active": {"type": "boolean"},
-            "teamId": ref("UUID"),
-            "disabledReason": {
-                "type": "string",
-                "nullable": True,
-                "description": "Why it is off: 410 Gone, failing for 3 days, or who turned it off",
-            },
-            "disabledAt": NULLABLE_TIME,
-            "failingSince": {
-                **NULLABLE_TIME,
-                "description": "The first failed attempt since the last success",
-            },
-            "previousSecretExpiresAt": {
-                **NULLABLE_TIME,
-                "description": "Until then the secret replaced by the last rotation signs too",
-            },
-            "createdAt": DATE_TIME,
-            "updatedAt": DATE_TIME,
-        },
-        "required": [
-            "id",
-            "url",
-            "events",
-            "active",
-            "teamId",
-            "disabledReason",
-            "disabledAt",
-            "failingSince",
-            "previousSecretExpiresAt",
-            "createdAt",
-            "updatedAt",
-        ],
-    },
-)
-WEBHOOK_WITH_SECRET = register(
-    "schemas",
-    "WebhookWithSecret",
-    {
-        "allOf": [
-            WEBHOOK,
-            {
-                "type": "object",
-                "properties": {
-                    "secret": {
-                        "type": "string",
-                        "pattern": "^whsec_[A-Za-z0-9+/]{43}=$",
-                        "description": "The signing secret, shown this once",
-                    }
-                },
-                "required": ["secret"],
-            },
-        ]
-    },
-)
-ATTEMPT = register(
-    "schemas",
-    "WebhookAttempt",
-    {
-        "type": "object",
-        "properties": {
-            "number": {"type": "integer", "minimum": 1},
-            "attemptedAt": DATE_TIME,
-            "statusCode": {"type": "integer", "nullable": True},
-            "durationMs": {"type": "integer", "minimum": 0},
-            "error": {"type": "string", "nullable": True},
-            "responseBody": {"type": "string", "description": "The answer's first KiB"},
-        },
-        "required": ["number", "attemptedAt", "statusCode", "durationMs", "error", "responseBody"],
-    },
-)
-DELIVERY = register(
-    "schemas",
-    "WebhookDelivery",
-    {
-        "type": "object",
-        "properties": {
-            "id": ref("UUID"),
-            "webhookId": ref("UUID"),
-            "eventId": ref("UUID"),
-            "webhookMessageId": {
-                "type": "string",
-                "description": "The `webhook-id` header: the same for every attempt and redelivery",
-            },
-            "type": {"type": "string", "enum": [*EVENT_TYPES, TEST_EVENT]},
-            "state": {"type": "string", "enum": ["PENDING", "DELIVERED", "FAILED"]},
-            "attemptCount": {"type": "integer", "minimum": 0},
-            "nextAttemptAt": NULLABLE_TIME,
-            "createdAt": DATE_TIME,
-            "attempts": {"type": "array", "items": ATTEMPT},
-        },
-        "required": [
-            "id",
-            "webhookId",
-            "eventId",
-            "webhookMessageId",
-            "type",
-            "state",
-            "attemptCount",
-            "nextAttemptAt",
-            "createdAt",
-            "attempts",
-        ],
-    },
-)
 URL_RULE = "http or https (DEBUG)" if settings.DEBUG else "https"
 WEBHOOK_BODY = register(
     "schemas",
@@ -189,7 +71,7 @@ WEBHOOK_BODY = register(
             },
             "events": {
                 "type": "array",
-                "items": EVENT_TYPE,
+                "items": {"type": "string", "enum": list(EVENT_TYPES)},
                 "minItems": 1,
                 "maxItems": len(EVENT_TYPES),
                 "uniqueItems": True,
@@ -341,16 +223,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 
-def _page_response(name: str, item: Schema, details: str, example: Schema) -> OpenApiResponse:
-    return OpenApiResponse(
-        response=page_of(name, item),
-        description=f"A page of {name}",
-        examples=[
-            success_example(details, {name: [example], "hasNextPage": False, "totalResults": 1})
-        ],
-    )
-
-
 SIGNING = (
     "Each event is a POST of `{type, timestamp, data}` (`data`: the release, product or branch "
     "as the API returns it) signed with the secret: Standard Webhooks' `webhook-id`, "
@@ -364,7 +236,7 @@ list_webhooks = extend_schema(
     description="The team's webhooks, oldest first, one page at a time.",
     tags=[TAG],
     parameters=PAGE_PARAMETERS,
-    responses={200: _page_response("webhooks", WEBHOOK, "Webhooks found", WEBHOOK_EXAMPLE)},
+    responses={200: page_response(WebhookData, "webhooks", "Webhooks found", WEBHOOK_EXAMPLE)},
 )
 create_webhook = extend_schema(
     operation_id="createWebhook",
@@ -375,7 +247,7 @@ create_webhook = extend_schema(
     **json_request(WEBHOOK_BODY, BODY_EXAMPLE),
     responses={
         201: one(
-            WEBHOOK_WITH_SECRET, "The webhook, with its secret", "Webhook created", SECRET_EXAMPLE
+            WebhookWithSecret, "The webhook, with its secret", "Webhook created", SECRET_EXAMPLE
         )
     },
 )
@@ -383,7 +255,7 @@ get_webhook = extend_schema(
     operation_id="getWebhook",
     summary="Get Webhook",
     tags=[TAG],
-    responses={200: one(WEBHOOK, "The webhook", "Webhook found", WEBHOOK_EXAMPLE)},
+    responses={200: one(WebhookData, "The webhook", "Webhook found", WEBHOOK_EXAMPLE)},
 )
 update_webhook = extend_schema(
     operation_id="updateWebhook",
@@ -392,14 +264,14 @@ update_webhook = extend_schema(
     "Turning a webhook on clears why it was off and its failures.",
     tags=[TAG],
     **json_request(WEBHOOK_BODY, BODY_EXAMPLE),
-    responses={200: one(WEBHOOK, "The webhook as stored", "Webhook updated", WEBHOOK_EXAMPLE)},
+    responses={200: one(WebhookData, "The webhook as stored", "Webhook updated", WEBHOOK_EXAMPLE)},
 )
 delete_webhook = extend_schema(
     operation_id="deleteWebhook",
     summary="Delete Webhook",
     description="Delete a webhook with its deliveries. The response is the webhook as it was.",
     tags=[TAG],
-    responses={200: one(WEBHOOK, "The webhook as it was", "Webhook deleted", WEBHOOK_EXAMPLE)},
+    responses={200: one(WebhookData, "The webhook as it was", "Webhook deleted", WEBHOOK_EXAMPLE)},
 )
 rotate_webhook_secret = extend_schema(
     operation_id="rotateWebhookSecret",
@@ -411,7 +283,7 @@ rotate_webhook_secret = extend_schema(
     request={"application/json": ROTATE_BODY},
     responses={
         200: one(
-            WEBHOOK_WITH_SECRET,
+            WebhookWithSecret,
             "The webhook, with its new secret",
             "Webhook secret rotated",
             {**SECRET_EXAMPLE, "previousSecretExpiresAt": EXAMPLE_TIMESTAMP},
@@ -427,7 +299,7 @@ test_webhook = extend_schema(
     parameters=[IDEMPOTENCY_KEY],
     responses={
         201: one(
-            DELIVERY,
+            WebhookDelivery,
             "The delivery queued",
             "Test event queued",
             {
@@ -448,7 +320,9 @@ list_webhook_deliveries = extend_schema(
     "duration, error and the first KiB of the answer.",
     tags=[TAG],
     parameters=PAGE_PARAMETERS,
-    responses={200: _page_response("deliveries", DELIVERY, "Deliveries found", DELIVERY_EXAMPLE)},
+    responses={
+        200: page_response(WebhookDelivery, "deliveries", "Deliveries found", DELIVERY_EXAMPLE)
+    },
 )
 redeliver_webhook = extend_schema(
     operation_id="redeliverWebhookDelivery",
@@ -459,7 +333,7 @@ redeliver_webhook = extend_schema(
     parameters=[IDEMPOTENCY_KEY],
     responses={
         201: one(
-            DELIVERY,
+            WebhookDelivery,
             "The new delivery, queued",
             "Redelivery queued",
             {

@@ -41,6 +41,7 @@ from webhooks.selectors import (
     webhook_deliveries,
     webhook_payload,
 )
+from webhooks.shapes import WebhookDeliveryPage, WebhookPage, WebhookWithSecret
 
 MAX_GRACE_HOURS = 168
 
@@ -115,7 +116,7 @@ def delivery_of(endpoint: WebhookEndpoint, delivery_id: Any) -> WebhookDelivery:
 
 
 def with_secret(endpoint: WebhookEndpoint, secret: str) -> dict[str, Any]:
-    return {**webhook_payload(endpoint), "secret": secret}
+    return WebhookWithSecret.dump(endpoint, secret=secret)
 
 
 # --- Views -------------------------------------------------------------------------------------
@@ -126,14 +127,7 @@ class WebhookListView(JsonApiView):
     def get(self, request: Request, **kwargs: Any) -> Response:
         query = page_query(request)
         items, total, has_next = page_of(team_webhooks(request.auth.team), query)
-        return success(
-            {
-                "webhooks": [webhook_payload(endpoint) for endpoint in items],
-                "hasNextPage": has_next,
-                "totalResults": total,
-            },
-            details="Webhooks found",
-        )
+        return success(WebhookPage.data(items, total, has_next), details="Webhooks found")
 
     @openapi.create_webhook
     def post(self, request: Request, **kwargs: Any) -> Response:
@@ -241,14 +235,7 @@ class WebhookDeliveryListView(JsonApiView):
         endpoint = webhook_in_team(request, self.webhook_id)
         query = page_query(request)
         items, total, has_next = page_of(webhook_deliveries(endpoint), query)
-        return success(
-            {
-                "deliveries": [delivery_payload(delivery) for delivery in items],
-                "hasNextPage": has_next,
-                "totalResults": total,
-            },
-            details="Deliveries found",
-        )
+        return success(WebhookDeliveryPage.data(items, total, has_next), details="Deliveries found")
 
 
 class WebhookRedeliverView(JsonApiView):
