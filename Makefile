@@ -14,7 +14,7 @@ RUN_ENV := DEBUG=true
 # The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
 DEMO := var/demo.json
 
-.PHONY: install install-run run fresh test test-fast lint format migrate superuser conformance bench image clean
+.PHONY: install install-run run fresh test test-fast lint format migrate superuser conformance bench profile image clean
 
 # What running needs; `make run` installs only this.
 $(BIN)/.installed-run: pyproject.toml
@@ -84,6 +84,13 @@ conformance: install
 # gunicorn, all started on 127.0.0.1 by the script (see scripts/bench/)
 bench: install
 	$(BIN)/python -m scripts.bench
+
+# One row (ROW=12) with its servers under py-spy: where their CPU goes, printed when each server
+# stops; the samples stay in var/profile/ (collapsed stacks, for a flame graph).
+ROW ?=
+profile: install
+	@test -n "$(ROW)" || (echo "Name a row: make profile ROW=12" && exit 1)
+	BENCH_PROFILE=var/profile $(BIN)/python -m scripts.bench $(ROW)
 
 # The container image (Containerfile; see README, "Operating"): with podman if it is installed,
 # else docker. IMAGE names it; IMAGE_BUILD_FLAGS adds options (--build-arg BASE=..., --secret ...).

@@ -4,8 +4,9 @@ Gunicorn puts its working directory on ``sys.path`` before it reads this file, s
 environment readers can be imported (and fail loudly on a bad value here too)."""
 
 import os
+from typing import Any
 
-from lukittu import gunicorn_errors, log_redaction
+from lukittu import gunicorn_errors, log_redaction, recycling
 from lukittu.env import env_int, env_list, env_str
 
 # Threads: a request mostly waits on the database or S3, and an idle keep-alive connection
@@ -38,10 +39,20 @@ limit_request_line = 4094
 limit_request_fields = 50
 # Gunicorn's default: room for the admin's session and CSRF cookies.
 limit_request_field_size = 8190
-# Replace each worker after this many requests, so slow memory growth cannot accumulate...
-max_requests = 1000
-# ...at staggered moments, so the workers never restart together.
-max_requests_jitter = 100
+# Gunicorn's own recycling is off: it lets every worker restart whenever its count runs out,
+# two at once included. lukittu/recycling.py replaces a worker after GUNICORN_MAX_REQUESTS
+# requests plus a random share of GUNICORN_MAX_REQUESTS_JITTER (by default 50,000 to 75,000:
+# at 100 requests a second a worker every 8 to 12 minutes), one worker at a time, its
+# replacement warmed before it accepts. It bounds slow memory growth in a long-lived worker;
+# each recycle costs a boot (about a second of CPU) and the recycled worker's kept-alive
+# connections. 0 turns it off.
+max_requests = 0
+max_requests_jitter = 0
+_max_requests = env_int("GUNICORN_MAX_REQUESTS", 50_000, minimum=0)
+RECYCLING = recycling.Recycling(
+    max_requests=_max_requests,
+    jitter=env_int("GUNICORN_MAX_REQUESTS_JITTER", _max_requests // 2, minimum=0),
+)
 # Addresses whose X-Forwarded-Proto gunicorn believes (for https links and secure cookies).
 # The client address in the audit log is NUM_PROXIES's job, not this.
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -57,3 +68,30 @@ def on_starting(server: object) -> None:
     """Gunicorn's own refusals (a request line over ``limit_request_line``, too many or too
     long headers, a malformed request) answer in the service's JSON envelope, not HTML."""
     gunicorn_errors.install()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    RECYCLING.pre_fork(worker)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    RECYCLING.post_fork(worker)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    RECYCLING.child_exit(worker)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Before the worker accepts its first connection: every view imported, the storage client
+    made, each thread's database and cache connections open (lukittu/warm.py). Then, if it
+    replaces a recycled worker, the next one may recycle."""
+    from lukittu import warm  # Django is set up by now (the application is loaded)
+
+    seconds = warm.warm_worker(worker)
+    worker.log.info("Worker %s warmed up in %.2f s", os.getpid(), seconds)
+    RECYCLING.ready(worker)
+
+
+def pre_request(worker: Any, request: Any) -> None:
+    RECYCLING.pre_request(worker)

@@ -194,7 +194,7 @@ def _s3_probe_client(storage: S3Storage, timeout: float) -> Any:
         cached = _s3_clients.get(storage)
         if cached is not None and cached[0] == timeout:
             return cached[1]
-        # A copy, so the storage's own connections (per thread) keep their configuration.
+        # A copy, so the storage's own client (one per process) keeps its configuration.
         probe = copy.copy(storage)
         probe.client_config = storage.client_config.merge(
             Config(

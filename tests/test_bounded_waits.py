@@ -327,7 +327,8 @@ def test_the_gunicorn_configuration_defaults(monkeypatch):
     assert cfg.keepalive == 5
     assert (cfg.limit_request_line, cfg.limit_request_fields) == (4094, 50)
     assert cfg.limit_request_field_size == 8190
-    assert (cfg.max_requests, cfg.max_requests_jitter) == (1000, 100)
+    # Gunicorn recycles nothing itself: lukittu/recycling.py does (tests/test_worker_recycling.py).
+    assert (cfg.max_requests, cfg.max_requests_jitter) == (0, 0)
     assert cfg.forwarded_allow_ips == ["127.0.0.1"]
     assert cfg.accesslog == "-"
 

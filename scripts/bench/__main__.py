@@ -1,5 +1,6 @@
 """``make bench`` measures every row; ``python -m scripts.bench 4 8`` only the rows named
-(``python scripts/bench 4 8`` does the same from anywhere)."""
+(``python scripts/bench 4 8`` does the same from anywhere). With ``BENCH_PROFILE=<folder>``
+(``make profile ROW=<n>``) the servers run under py-spy (``scripts/bench/profile.py``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ from scripts.bench import (
     row_09_classloader_memory,
     row_10_latest,
     row_11_webhooks,
+    row_12_update_rate,
+    row_13_classloader_tail,
+    row_14_first_s3,
 )
 from scripts.bench.base import BIG, RELEASES_PER_PRODUCT, SMALL, SetupError
 from scripts.bench.harness import Bench
@@ -79,6 +83,12 @@ def main() -> int:
             ),
             (row_10_latest.ROWS, lambda: row_10_latest.measure(bench, world, rounds=5)),
             (row_11_webhooks.ROWS, lambda: row_11_webhooks.measure(bench, world, rounds=9)),
+            (row_12_update_rate.ROWS, lambda: row_12_update_rate.measure(bench, world, rounds=5)),
+            (
+                row_13_classloader_tail.ROWS,
+                lambda: row_13_classloader_tail.measure(bench, world, small),
+            ),
+            (row_14_first_s3.ROWS, lambda: row_14_first_s3.measure(bench, world, small)),
         ]
         for numbers, measure in measurements:
             if not only or numbers & only:
@@ -98,7 +108,8 @@ def report(bench: Bench, elapsed: float) -> None:
     context = [
         f"{os.cpu_count()} CPUs (load average {load[0]:.1f} at the end); PostgreSQL 127.0.0.1; "
         + (f"Redis {bench.redis_url}" if bench.redis_url else "no Redis")
-        + "; gunicorn -c lukittu/gunicorn_conf.py (gthread), 2 workers x 4 threads, 1 x 1 for 6; "
+        + "; gunicorn -c lukittu/gunicorn_conf.py (gthread), 2 workers x 4 threads, 1 x 1 for 6 "
+        "and 9, 1 x 4 for 14; "
         f"S3 is moto_server. Ratio = A / B, each the median of several runs, A and B "
         f"interleaved. Run time {elapsed:.0f} s.",
         "1 and 2: S3 behind a TCP proxy throttled to 25 MB/s per connection and direction. "

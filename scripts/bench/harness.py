@@ -31,6 +31,7 @@ from scripts.bench.base import (
     MeasureError,
     SetupError,
 )
+from scripts.bench.profile import folder_from_environment, profiled
 from scripts.bench.results import Row, median
 from scripts.bench.wire import Content, parallel, request, upload_of
 from scripts.bench.world import World
@@ -201,6 +202,8 @@ class Bench:
         self.proxy: TcpProxy | None = None
         self.world: World | None = None
         self.s3: Any = None  # a boto3 S3 client straight to moto
+        # BENCH_PROFILE (make profile): the servers run under py-spy, its samples kept there.
+        self.profile_folder = folder_from_environment()
 
     # --- Setup ---
 
@@ -300,9 +303,16 @@ class Bench:
 
     @contextmanager
     def server(
-        self, name: str, *, s3_endpoint: str | None, workers: int, threads: int
+        self,
+        name: str,
+        *,
+        s3_endpoint: str | None,
+        workers: int,
+        threads: int,
+        warm: bool = True,
     ) -> Iterator[Server]:
-        """gunicorn with the repository's config file, stopped on exit."""
+        """gunicorn with the repository's config file, stopped on exit; with ``warm``, every
+        thread has served an upload first (``warm_up``)."""
         from gunicorn.config import Config
 
         port = free_port()
@@ -340,8 +350,10 @@ class Bench:
                 raise SetupError(f"gunicorn ({name}) did not listen:\n{tail(log)}")
             server.worker_pids()
             self.wait_until_serving(server)
-            self.warm_up(server)
-            yield server
+            if warm:
+                self.warm_up(server)
+            with profiled(server, self.profile_folder):
+                yield server
         finally:
             stop(process)
 

@@ -15,7 +15,7 @@ from scripts.bench.world import World
 ROWS = {7}
 READ_METADATA = 20
 READ_LICENSES = 3
-READ_TARGET = 0.3
+READ_TARGET = 0.5
 
 
 def measure(bench: Bench, world: World, rounds: int) -> None:

@@ -12,7 +12,7 @@ from scripts.bench.world import World
 ROWS = {10}
 DELIVERY_LICENSES = 1_000
 DELIVERY_RELEASES = 1_000
-LATEST_TARGET = 0.3
+LATEST_TARGET = 0.6
 
 
 def measure(bench: Bench, world: World, rounds: int) -> None:

@@ -233,9 +233,9 @@ def parallel(uploads: list[Upload], base: str) -> float:
 
 class KeepAliveClient:
     """One client thread's HTTP/1.1 connection, reused from request to request. A reused
-    connection that the server closed meanwhile (a worker recycled after max_requests, or the
-    keep-alive timeout) is reopened and the GET sent again; a fresh connection failing is an
-    error."""
+    connection that the server closed meanwhile (a recycled worker, or the keep-alive timeout)
+    is reopened and the request sent again (every measured request may be repeated: a GET, or
+    an update that sets the same values); a fresh connection failing is an error."""
 
     def __init__(self, base: str) -> None:
         address = urlsplit(base)
@@ -245,6 +245,9 @@ class KeepAliveClient:
         self.opened = 0
 
     def get(self, path: str, headers: dict[str, str]) -> Reply:
+        return self.send(Ask("GET", path, headers, (200, b"")))
+
+    def send(self, ask: Ask) -> Reply:
         while True:
             fresh = self.connection is None
             if self.connection is None:
@@ -253,13 +256,13 @@ class KeepAliveClient:
                 )
                 self.opened += 1
             try:
-                self.connection.request("GET", path, headers=headers)
+                self.connection.request(ask.method, ask.path, body=ask.body, headers=ask.headers)
                 response = self.connection.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as error:
                 self.close()
                 if fresh:
-                    raise MeasureError(f"GET {path}: {error!r}") from error
+                    raise MeasureError(f"{ask.method} {ask.path}: {error!r}") from error
                 continue
             if response.will_close:
                 self.close()
@@ -271,20 +274,31 @@ class KeepAliveClient:
             self.connection = None
 
 
-def requests_per_second(
-    base: str, path: str, headers: dict[str, str], expected: tuple[int, bytes], total: int
-) -> tuple[float, int]:
-    """``total`` GETs of ``path`` shared by READ_CLIENTS keep-alive threads, each answer
-    checked (status and a piece of the body): requests per second, and connections opened."""
-    status, piece = expected
+@dataclass(frozen=True)
+class Ask:
+    """One request a keep-alive client repeats, and what its answer must be: the status and a
+    piece of the body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    expected: tuple[int, bytes]
+    body: bytes | None = None
+
+
+def requests_per_second(base: str, asks: list[Ask], total: int) -> tuple[float, int]:
+    """``total`` requests shared by READ_CLIENTS keep-alive threads, client ``n`` repeating
+    ``asks[n % len(asks)]``, each answer checked: requests per second, and connections
+    opened."""
     lock = threading.Lock()
     sent = 0
     failures: list[str] = []
     clients = [KeepAliveClient(base) for _ in range(READ_CLIENTS)]
     go = threading.Barrier(READ_CLIENTS + 1)
 
-    def work(client: KeepAliveClient) -> None:
+    def work(client: KeepAliveClient, ask: Ask) -> None:
         nonlocal sent
+        status, piece = ask.expected
         go.wait(READY_TIMEOUT)
         while not failures:
             with lock:
@@ -292,15 +306,18 @@ def requests_per_second(
                     return
                 sent += 1
             try:
-                reply = client.get(path, headers)
+                reply = client.send(ask)
             except MeasureError as error:
                 failures.append(str(error))
                 return
             if reply.status != status or piece not in reply.body:
-                failures.append(reply.short())
+                failures.append(f"{ask.method} {ask.path}: {reply.short()}")
                 return
 
-    threads = [threading.Thread(target=work, args=(client,), daemon=True) for client in clients]
+    threads = [
+        threading.Thread(target=work, args=(client, asks[n % len(asks)]), daemon=True)
+        for n, client in enumerate(clients)
+    ]
     for thread in threads:
         thread.start()
     go.wait(READY_TIMEOUT)
@@ -311,9 +328,9 @@ def requests_per_second(
     for client in clients:
         client.close()
     if failures:
-        raise MeasureError(f"GET {path}: {failures[0]}")
+        raise MeasureError(failures[0])
     if any(thread.is_alive() for thread in threads):
-        raise MeasureError(f"GET {path}: a client thread did not finish")
+        raise MeasureError(f"{asks[0].method} {asks[0].path}: a client thread did not finish")
     return total / elapsed, sum(client.opened for client in clients)
 
 
@@ -323,21 +340,30 @@ Probe = tuple[str, dict[str, str], tuple[int, bytes]]  # path, headers, (status,
 BARE: Probe = ("/api/v1/nothing", {}, (404, b'"code":"BAD_REQUEST"'))
 
 
+def asks_of(probe: Probe | list[Ask]) -> list[Ask]:
+    """A GET probe as the one request every client repeats; a list of asks as it is."""
+    if isinstance(probe, list):
+        return probe
+    path, headers, expected = probe
+    return [Ask("GET", path, headers, expected)]
+
+
 def rates_compared(
-    base: str, probes: dict[str, Probe], rounds: int
+    base: str, probes: dict[str, Probe | list[Ask]], rounds: int
 ) -> tuple[dict[str, list[float]], int]:
     """Requests per second of each probe, ``rounds`` runs of READ_REQUESTS each, the probes in
     turn (the order reversed every other round) after a warm-up of each, printed by name; and
     how many connections the clients opened."""
+    asks = {name: asks_of(probe) for name, probe in probes.items()}
     # Every worker thread has imported, connected and answered each path first.
-    for path, headers, expected in probes.values():
-        requests_per_second(base, path, headers, expected, READ_WARM_UP)
+    for each in asks.values():
+        requests_per_second(base, each, READ_WARM_UP)
     results: dict[str, list[float]] = {name: [] for name in probes}
     opened = 0
-    order = list(probes.items())
+    order = list(asks.items())
     for number in range(rounds):
-        for name, (path, headers, expected) in order if number % 2 == 0 else order[::-1]:
-            rate, connections = requests_per_second(base, path, headers, expected, READ_REQUESTS)
+        for name, each in order if number % 2 == 0 else order[::-1]:
+            rate, connections = requests_per_second(base, each, READ_REQUESTS)
             results[name].append(rate)
             opened += connections
     for name, values in results.items():
