@@ -337,6 +337,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-us"
+# Timestamps in one format, to the second, across the admin (lukittu/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["lukittu.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True

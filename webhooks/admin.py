@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from lukittu.admin import (
+    AuditHistoryMixin,
     ViewOnlyAdmin,
     ViewOnlyInline,
     adopt,
@@ -46,7 +47,8 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "webhook"
     form = WebhookEndpointForm
     list_display = (
         "url",
