@@ -2,6 +2,7 @@
 the operator as the audit log's actor, an object's audit trail as its history, a confirmation
 page for actions that cannot be undone, and one way to show sizes and ids."""
 
+from datetime import datetime
 from typing import Any
 
 from axes.admin import AccessAttemptAdmin
@@ -16,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -112,6 +114,21 @@ def format_bytes(size: int | None) -> SafeString | str:
     else:
         human = f"{size / MEGABYTE:,.1f} MB"
     return format_html('<span title="{} bytes">{}</span>', f"{size:,}", human.replace(".0 ", " "))
+
+
+def clipped(text: str, limit: int) -> SafeString | str:
+    """``text`` cut to ``limit`` characters (with an ellipsis), the whole of it on hover: a
+    long URL or error message would push a list past the width of the screen."""
+    if len(text) <= limit:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: limit - 1])
+
+
+def timestamp(moment: datetime | None) -> str:
+    """A moment as the admin shows every timestamp (``DATETIME_FORMAT``: lukittu/formats)."""
+    if moment is None:
+        return "-"
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 def short_id(value: Any) -> SafeString | str:

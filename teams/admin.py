@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -32,6 +31,7 @@ from lukittu.admin import (
     holds,
     operator_actor,
     short_id,
+    timestamp,
 )
 from releases.models import Product
 from teams.keys import public_key_base64
@@ -559,11 +559,9 @@ class AuditLogAdmin(ViewOnlyAdmin):
     )
     readonly_fields = fields
 
-    # Django's date format stops at the minute; writes in a burst need the second to be told
-    # apart and matched with the server's logs.
     @admin.display(description="When", ordering="created_at")
     def when(self, entry: AuditLog) -> str:
-        return timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return timestamp(entry.created_at)
 
     @admin.display(description="Target", ordering="target_id")
     def target(self, entry: AuditLog) -> str:
