@@ -22,7 +22,8 @@ $(BIN)/.installed-run: pyproject.toml
 		(echo "Python 3.11, 3.12 or 3.13 is needed (found $(PYTHON))" && exit 1)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	@# setuptools prints a warning about editable installs that reads like an error; it is not one.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e .
 	@touch $@
 
 # Plus the test tools (pytest, ruff, moto, schemathesis, ...).
@@ -37,22 +38,29 @@ install: $(BIN)/.installed
 .env:
 	@printf '# Local development only (make run). manage.py reads this; servers never do.\nDEBUG=true\n' > $@
 
+# Quiet: a first run applies some 60 migrations, which would push the demo's summary off screen.
 migrate: install-run .env
-	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	@echo "Applying database migrations (quietly)..."
+	@$(RUN_ENV) $(BIN)/python manage.py migrate --noinput --verbosity 0
 
 # The server, and beside it the task worker that delivers webhooks (in the background, stopped
-# when the server stops: Ctrl-C, an error, any exit).
+# when the server stops: Ctrl-C, an error, any exit). The demo team's summary is printed once
+# the server answers, so its last line, the export line, is the last thing on the screen.
+# DEMO_SUMMARY_FILE prefills Swagger UI's Try it out with the demo team's ids.
 run: migrate
-	$(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) --base-url http://$(HOST):$(PORT)
+	@umask 077 && $(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) \
+		--base-url http://$(HOST):$(PORT) > var/demo.txt
 	@$(RUN_ENV) $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
+	$(BIN)/python scripts/print_when_ready.py http://$(HOST):$(PORT)/healthz var/demo.txt & \
+	printer=$$!; \
+	trap 'kill $$worker $$printer 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	trap 'exit 130' INT TERM; \
 	echo "Webhook worker started (pid $$worker); it stops with the server."; \
-	$(RUN_ENV) $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(RUN_ENV) DEMO_SUMMARY_FILE=$(CURDIR)/$(DEMO) $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Start over: a new database, no stored files, a new demo team on the next `make run`.
 fresh:
-	rm -rf var/db.sqlite3 var/db.sqlite3-wal var/db.sqlite3-shm var/media $(DEMO)
+	rm -rf var/db.sqlite3 var/db.sqlite3-wal var/db.sqlite3-shm var/media $(DEMO) var/demo.txt
 
 superuser: migrate
 	$(RUN_ENV) $(BIN)/python manage.py createsuperuser

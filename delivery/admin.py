@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 
 from delivery.models import Download, Seat, hwid_digest
 from delivery.services import seat_free
-from lukittu.admin import ViewOnlyAdmin, operator_actor
+from lukittu.admin import ViewOnlyAdmin, operator_actor, timestamp
 from teams.models import License
 
 # How many rows the license and release pages show; the full lists are a link away.
@@ -27,10 +27,8 @@ SHOWN_VALUE = 24
 
 
 def when(moment: datetime | None) -> str:
-    """To the second, in the admin's time zone, as the audit log shows it."""
-    if moment is None:
-        return "-"
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+    """To the second, in the admin's time zone, as every timestamp in the admin."""
+    return timestamp(moment)
 
 
 def shortened(value: str | None, limit: int = SHOWN_VALUE) -> SafeString | str:
@@ -163,7 +161,6 @@ class DownloadAdmin(ViewOnlyAdmin):
     )
     readonly_fields = fields
 
-    # Django's date format stops at the minute; downloads in a burst need the second.
     @admin.display(description="When", ordering="created_at")
     def moment(self, download: Download) -> str:
         return when(download.created_at)

@@ -81,7 +81,8 @@ WSGI_APPLICATION = "lukittu.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The page at / (lukittu/home.py) and the admin's audit trail pages.
+        "DIRS": [BASE_DIR / "lukittu" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -288,7 +289,11 @@ SPECTACULAR_SETTINGS = {
             ),
         },
     ],
-    "POSTPROCESSING_HOOKS": ["lukittu.openapi.postprocess"],
+    "POSTPROCESSING_HOOKS": [
+        "lukittu.openapi.postprocess",
+        # Only with DEMO_SUMMARY_FILE (make run): Try it out prefilled for the demo team.
+        "releases.demo_openapi.prefill_demo",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {
@@ -301,6 +306,16 @@ SPECTACULAR_SETTINGS = {
         "validatorUrl": None,
     },
 }
+
+# The demo summary `make run` keeps (var/demo.json, from `manage.py seed_demo --reuse`): with
+# it, Swagger UI's Try it out is prefilled with the demo team's ids (releases/demo_openapi.py).
+# Development only: it is refused unless DEBUG is true.
+DEMO_SUMMARY_FILE = env_str("DEMO_SUMMARY_FILE")
+if DEMO_SUMMARY_FILE and not DEBUG:
+    raise ImproperlyConfigured("DEMO_SUMMARY_FILE is for `make run` only (DEBUG=true)")
+# Where the documentation site is published, linked from the page at /; empty: the page points
+# to the repository's docs/ folder instead.
+DOCS_URL = env_url("DOCS_URL", ("http", "https")) or ""
 
 # --- Webhooks (webhooks/) ----------------------------------------------------------------------
 # Deliveries run on django-tasks' database backend: ``manage.py db_worker`` runs them.
@@ -322,6 +337,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-us"
+# Timestamps in one format, to the second, across the admin (lukittu/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["lukittu.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True

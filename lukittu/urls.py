@@ -1,5 +1,5 @@
-"""URLs: the admin, the Developer API, its OpenAPI document and Swagger UI, the envelope
-404 for anything else under /api/, and the probes and metrics for operators."""
+"""URLs: the page at /, the admin, the Developer API, its OpenAPI document and Swagger UI,
+the envelope 404 for anything else under /api/, and the probes and metrics for operators."""
 
 from django.contrib import admin
 from django.urls import path, re_path
@@ -8,6 +8,7 @@ from delivery.views import ClassloaderView, DownloadView, LatestView
 from lukittu import health, metrics
 from lukittu.api import api_not_found
 from lukittu.docs import DocsView, SchemaView
+from lukittu.home import home
 from releases.catalog_views import (
     BranchDetailView,
     BranchListView,
@@ -95,6 +96,7 @@ urlpatterns = [
     path("api/docs/", DocsView.as_view(), name="docs"),
     re_path(r"^api/", api_not_found),
     # Outside /api/: no API key, no rate limit, no envelope.
+    path("", home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),

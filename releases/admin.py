@@ -25,6 +25,7 @@ from django.views.decorators.http import require_safe
 from delivery.admin import downloads_table
 from delivery.models import Download
 from lukittu.admin import (
+    AuditHistoryMixin,
     ViewOnlyAdmin,
     ViewOnlyInline,
     adopt,
@@ -112,7 +113,8 @@ class BranchForm(ModelForm):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "product"
     list_display = ("name", "product_id", "team", "created_at")
     list_filter = ("team",)
     list_select_related = ("team",)
@@ -170,7 +172,8 @@ class ProductChoiceField(ModelChoiceField):
 
 
 @admin.register(Branch)
-class BranchAdmin(admin.ModelAdmin):
+class BranchAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "branch"
     form = BranchForm
     list_display = ("name", "branch_id", "product", "team", "created_at")
     list_filter = ("product__team",)
@@ -245,7 +248,8 @@ def audit_link(target_id: Any) -> str:
 
 
 @admin.register(Release)
-class ReleaseAdmin(ViewOnlyAdmin):
+class ReleaseAdmin(AuditHistoryMixin, ViewOnlyAdmin):
+    audit_target_type = "release"
     list_display = (
         "version",
         "product",

@@ -15,20 +15,23 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from delivery.admin import downloads_table, seats_table
 from delivery.services import license_free_seats
 from lukittu.admin import (
+    AuditHistoryMixin,
     ViewOnlyAdmin,
     adopt,
+    confirmed_action,
     format_bytes,
     holds,
     operator_actor,
     short_id,
+    timestamp,
 )
 from releases.models import Product
 from teams.keys import public_key_base64
@@ -84,7 +87,8 @@ class TeamAdminForm(forms.ModelForm):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "team"
     form = TeamAdminForm
     list_display = (
         "name",
@@ -217,10 +221,26 @@ class TeamAdmin(admin.ModelAdmin):
         description="Soft-delete the selected teams (their keys stop working)",
         permissions=["soft_delete"],
     )
-    def soft_delete(self, request: HttpRequest, queryset: QuerySet[Team]) -> None:
+    def soft_delete(
+        self, request: HttpRequest, queryset: QuerySet[Team]
+    ) -> TemplateResponse | None:
+        confirmation = confirmed_action(
+            self,
+            request,
+            queryset,
+            question="Delete these teams?",
+            consequence=(
+                "Their API keys stop working at once. The teams and their history stay in "
+                "the database, but no action here brings them back."
+            ),
+            button="Yes, delete the teams",
+        )
+        if confirmation is not None:
+            return confirmation
         actor = operator_actor(request)
         deleted = sum(team_soft_delete(team=team, actor=actor) for team in queryset)
         self.message_user(request, f"{deleted} team(s) deleted.")
+        return None
 
     def has_soft_delete_permission(self, request: HttpRequest) -> bool:
         return holds(request, self.opts, "soft_delete_team")
@@ -230,7 +250,8 @@ class TeamAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "api_key"
     list_display = ("prefix", "name", "team", "state", "expires_at", "last_used_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "team")
     list_select_related = ("team",)
@@ -275,10 +296,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Revoke the selected keys", permissions=["revoke"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> TemplateResponse | None:
+        confirmation = confirmed_action(
+            self,
+            request,
+            queryset,
+            question="Revoke these API keys?",
+            consequence=(
+                "Every request made with them fails with 401 from now on: a CI job or a "
+                "script that uses one stops working. A revoked key cannot be restored; a new "
+                "key is shown once, when it is made."
+            ),
+            button="Yes, revoke the keys",
+        )
+        if confirmation is not None:
+            return confirmation
         actor = operator_actor(request)
         revoked = sum(api_key_revoke(key=key, actor=actor) for key in queryset)
         self.message_user(request, f"{revoked} key(s) revoked.")
+        return None
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return holds(request, self.opts, "revoke_apikey")
@@ -346,7 +382,8 @@ class LicenseAdminForm(forms.ModelForm):
 
 
 @admin.register(License)
-class LicenseAdmin(admin.ModelAdmin):
+class LicenseAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "license"
     form = LicenseAdminForm
     list_display = ("__str__", "license_id", "team", "active", "expires_at", "created_at")
     list_filter = ("suspended", "team")
@@ -461,9 +498,23 @@ class LicenseAdmin(admin.ModelAdmin):
         return holds(request, self.opts, "free_seats")
 
     @admin.action(description="Suspend the selected licenses", permissions=["suspend"])
-    def suspend(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
+    def suspend(self, request: HttpRequest, queryset: QuerySet[License]) -> TemplateResponse | None:
+        confirmation = confirmed_action(
+            self,
+            request,
+            queryset,
+            question="Suspend these licenses?",
+            consequence=(
+                "Customers' software stops receiving builds and updates with them at once "
+                "(the Client API answers 403), until they are reinstated."
+            ),
+            button="Yes, suspend the licenses",
+        )
+        if confirmation is not None:
+            return confirmation
         count = self._set_suspended(request, queryset, True)
         self.message_user(request, f"{count} license(s) suspended.")
+        return None
 
     @admin.action(description="Reinstate the selected licenses", permissions=["suspend"])
     def reinstate(self, request: HttpRequest, queryset: QuerySet[License]) -> None:
@@ -508,11 +559,9 @@ class AuditLogAdmin(ViewOnlyAdmin):
     )
     readonly_fields = fields
 
-    # Django's date format stops at the minute; writes in a burst need the second to be told
-    # apart and matched with the server's logs.
     @admin.display(description="When", ordering="created_at")
     def when(self, entry: AuditLog) -> str:
-        return timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return timestamp(entry.created_at)
 
     @admin.display(description="Target", ordering="target_id")
     def target(self, entry: AuditLog) -> str:

@@ -136,7 +136,7 @@ def test_revoking_a_key_stops_it(staff, world, client):
     key = ApiKey.objects.get(team=world.team)
     staff.post(
         "/admin/teams/apikey/",
-        {"action": "revoke", "_selected_action": [str(key.pk)]},
+        {"action": "revoke", "_selected_action": [str(key.pk)], "post": "yes"},
     )
     key.refresh_from_db()
     assert key.revoked_at is not None

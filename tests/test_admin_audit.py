@@ -44,8 +44,10 @@ def no_secrets(entry: AuditLog, *secrets: str) -> None:
 
 
 def action_post(staff: Client, changelist: str, action: str, *pks) -> None:
+    """Run the action, confirmed (``post=yes``) where it asks first."""
     response = staff.post(
-        changelist, {"action": action, "_selected_action": [str(pk) for pk in pks]}
+        changelist,
+        {"action": action, "_selected_action": [str(pk) for pk in pks], "post": "yes"},
     )
     assert response.status_code == 302
 

@@ -222,7 +222,8 @@ class _Output:
 def act(client: Client, model: str, action: str, *objects: Model) -> Any:
     return client.post(
         f"/admin/{model}/",
-        {"action": action, "_selected_action": [str(obj.pk) for obj in objects]},
+        # post=yes: confirmed, where the action asks first
+        {"action": action, "_selected_action": [str(obj.pk) for obj in objects], "post": "yes"},
     )
 
 

@@ -8,7 +8,8 @@ from django.test import Client
 from django.utils import timezone
 
 from teams.models import AuditLog
-from tests.test_webhooks_helpers import make_endpoint
+from tests.test_webhooks_helpers import make_endpoint, running_receiver
+from webhooks import sender, services
 from webhooks.events import emit
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -147,3 +148,59 @@ def test_a_webhook_links_to_its_own_delivery_log(staff, world):
     assert [row.pk for row in log.context["cl"].result_list] == [
         WebhookDelivery.objects.get(endpoint=mine).pk
     ]
+
+
+def test_a_delivery_shows_the_url_it_was_sent_to_not_the_webhooks_current_one(
+    staff, world, settings
+):
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = True
+    receiver = running_receiver()
+    running = next(receiver)
+    try:
+        endpoint, _ = make_endpoint(world.team, running.url)
+        emit(world.team, "release.updated", {"id": "a"})
+        assert sender.sweep() == 1
+    finally:
+        receiver.close()
+    moved = "https://hooks.example.com/moved-here"
+    services.endpoint_update(endpoint=endpoint, changes={"url": moved})
+    delivery = WebhookDelivery.objects.get()
+
+    listing = staff.get("/admin/webhooks/webhookdelivery/").content.decode()
+    page = staff.get(f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/").content.decode()
+
+    assert list(delivery.attempts.values_list("url", flat=True)) == [running.url]
+    assert f'<td class="field-sent_to">{running.url}</td>' in listing
+    assert moved not in listing
+    assert running.url in page.split('id="attempts-group"')[1]  # the attempt's own row
+
+
+def test_a_long_url_and_error_are_cut_in_the_list_and_whole_on_hover(staff, world):
+    url = "https://hooks.example.com/" + "a-very-long-path/" * 8
+    make_endpoint(world.team, url)
+    emit(world.team, "release.updated", {"id": "a"})
+    delivery = WebhookDelivery.objects.get()
+    error = "ConnectError: " + "the receiver said something long " * 6
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=1,
+        url=url,
+        attempted_at=timezone.now(),
+        duration_ms=3,
+        error=error,
+    )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempt_count=1, last_error=error)
+
+    listing = staff.get("/admin/webhooks/webhookdelivery/").content.decode()
+
+    assert f'<span title="{url}">{url[:35]}…</span>' in listing
+    assert f'<span title="{error}">{error[:31]}…</span>' in listing
+
+
+def test_an_unsent_delivery_says_so(staff, world):
+    make_endpoint(world.team, URL)
+    emit(world.team, "release.updated", {"id": "a"})
+
+    listing = staff.get("/admin/webhooks/webhookdelivery/").content.decode()
+
+    assert '<td class="field-sent_to">not yet</td>' in listing

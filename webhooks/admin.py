@@ -7,15 +7,17 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from lukittu.admin import (
+    AuditHistoryMixin,
     ViewOnlyAdmin,
     ViewOnlyInline,
     adopt,
+    clipped,
     holds,
     operator_actor,
     short_id,
@@ -46,7 +48,8 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(AuditHistoryMixin, admin.ModelAdmin):
+    audit_target_type = "webhook"
     form = WebhookEndpointForm
     list_display = (
         "url",
@@ -144,20 +147,28 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 class AttemptInline(ViewOnlyInline):
     model = WebhookAttempt
-    fields = ("number", "attempted_at", "status_code", "duration_ms", "error", "response_body")
+    fields = (
+        "number",
+        "attempted_at",
+        "url",
+        "status_code",
+        "duration_ms",
+        "error",
+        "response_body",
+    )
     readonly_fields = fields
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ViewOnlyAdmin):
+    # Short columns, long texts cut with the whole on hover: the list fits a 1280 px screen.
     list_display = (
         "created_at",
         "event_type",
-        "endpoint",
+        "sent_to",
         "state",
         "attempt_count",
-        "last_status_code",
-        "last_error",
+        "last_result",
         "next_attempt_at",
         "message_id",
     )
@@ -171,6 +182,7 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
         "message_id",
         "state",
         "attempt_count",
+        "last_sent_to",
         "next_attempt_at",
         "last_status_code",
         "last_error",
@@ -180,6 +192,36 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
     readonly_fields = fields
     inlines = (AttemptInline,)
     actions = ("redeliver",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The URL of the newest attempt, recorded when it was sent: where the delivery went,
+        # whatever the endpoint's URL is now.
+        newest_attempt = WebhookAttempt.objects.filter(delivery=OuterRef("pk")).order_by(
+            "-number", "-id"
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(sent_url=Subquery(newest_attempt.values("url")[:1]))
+        )
+
+    @admin.display(description="Sent to")
+    def sent_to(self, delivery: WebhookDelivery) -> Any:
+        if delivery.attempt_count == 0:
+            return "not yet"
+        return clipped(getattr(delivery, "sent_url", None) or "-", 36)
+
+    @admin.display(description="Sent to (the newest attempt)")
+    def last_sent_to(self, delivery: WebhookDelivery) -> str:
+        if delivery.attempt_count == 0:
+            return f"Not sent yet. The webhook's URL now: {delivery.endpoint.url}"
+        return getattr(delivery, "sent_url", None) or "-"
+
+    @admin.display(description="Last result", ordering="last_status_code")
+    def last_result(self, delivery: WebhookDelivery) -> Any:
+        if delivery.last_error:
+            return clipped(delivery.last_error, 32)
+        return delivery.last_status_code or "-"
 
     @admin.display(description="Event", ordering="event__type")
     def event_type(self, delivery: WebhookDelivery) -> str:

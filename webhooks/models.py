@@ -133,7 +133,8 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event.type} to {self.endpoint.url}"
+        # Not the endpoint's URL: it may have changed since; each attempt keeps where it went.
+        return f"{self.event.type} {self.event.message_id}"
 
 
 class WebhookAttempt(models.Model):
@@ -141,6 +142,9 @@ class WebhookAttempt(models.Model):
 
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
+    # Where this attempt was sent: the endpoint's URL at that moment (it may change later).
+    # Empty on attempts recorded before it was kept.
+    url = models.URLField(max_length=500, blank=True, default="")
     attempted_at = models.DateTimeField()
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField()

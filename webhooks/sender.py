@@ -79,6 +79,8 @@ class Outcome:
 
     attempted_at: datetime
     duration_ms: int
+    # The URL the attempt was sent to, as the endpoint had it then.
+    url: str = ""
     status_code: int | None = None
     response_body: str = ""
     error: str = ""
@@ -221,6 +223,7 @@ def send(delivery: WebhookDelivery) -> Outcome:
     """One attempt: never raises for what the network or the receiver does."""
     now = timezone.now()
     started = time.monotonic()
+    url = delivery.endpoint.url
 
     def elapsed() -> int:
         return int((time.monotonic() - started) * 1000)
@@ -228,21 +231,22 @@ def send(delivery: WebhookDelivery) -> Outcome:
     try:
         response, head = _post(delivery, now)
     except DestinationRefused as refused:
-        return Outcome(now, elapsed(), error=str(refused)[:500])
+        return Outcome(now, elapsed(), url, error=str(refused)[:500])
     except TimeoutError:
-        return Outcome(now, elapsed(), error=f"Timeout: no answer within {TIMEOUT:g} s")
+        return Outcome(now, elapsed(), url, error=f"Timeout: no answer within {TIMEOUT:g} s")
     except (httpx.HTTPError, httpx.InvalidURL) as failure:
-        return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
+        return Outcome(now, elapsed(), url, error=f"{type(failure).__name__}: {failure}"[:500])
     except Exception as failure:
         # Whatever else a receiver's answer can raise still ends as a recorded attempt.
         logger.warning("webhook attempt failed unexpectedly", exc_info=True)
-        return Outcome(now, elapsed(), error=f"{type(failure).__name__}: {failure}"[:500])
+        return Outcome(now, elapsed(), url, error=f"{type(failure).__name__}: {failure}"[:500])
     retry_after = None
     if response.status_code in (429, 503):
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
     return Outcome(
         now,
         elapsed(),
+        url,
         status_code=response.status_code,
         response_body=head.decode("utf-8", errors="replace"),
         error=_status_error(response),
@@ -323,6 +327,7 @@ def record(delivery: WebhookDelivery, token: uuid.UUID, outcome: Outcome) -> dat
         WebhookAttempt.objects.create(
             delivery=delivery,
             number=delivery.attempt_count,
+            url=outcome.url,
             attempted_at=outcome.attempted_at,
             status_code=outcome.status_code,
             duration_ms=outcome.duration_ms,

@@ -234,6 +234,9 @@ class Command(BaseCommand):
             "",
         ]
         lines += [
+            f"Start at {base_url}/ : the API docs (Swagger UI: Authorize with the API key above,",
+            "then Try it out, prefilled with the demo team's ids), the admin and the probes.",
+            "",
             "Publish the 1.1.0 draft (it has no build yet) as the latest release:",
             "",
             f"  curl -sS -X PUT {base_url}/api/v1/dev/teams/{summary['teamId']}"
