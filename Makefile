@@ -14,7 +14,7 @@ RUN_ENV := DEBUG=true
 # The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
 DEMO := var/demo.json
 
-.PHONY: install install-run run fresh test test-fast lint format migrate superuser conformance bench profile image clean
+.PHONY: install install-run run fresh test test-fast lint format migrate superuser conformance bench profile image docs docs-build clean
 
 # What running needs; `make run` installs only this.
 $(BIN)/.installed-run: pyproject.toml
@@ -29,6 +29,11 @@ $(BIN)/.installed-run: pyproject.toml
 # Plus the test tools (pytest, ruff, moto, schemathesis, ...).
 $(BIN)/.installed: $(BIN)/.installed-run
 	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# Plus the docs site's tools (mkdocs, its Material theme, Swagger UI for the OpenAPI page).
+$(BIN)/.installed-docs: $(BIN)/.installed-run
+	$(BIN)/pip install --quiet -e '.[docs]'
 	@touch $@
 
 install-run: $(BIN)/.installed-run
@@ -109,5 +114,14 @@ image:
 	$(CONTAINER_ENGINE) build $(if $(findstring podman,$(CONTAINER_ENGINE)),--format docker) \
 		$(IMAGE_BUILD_FLAGS) -t $(IMAGE) -f Containerfile .
 
+# The docs site (docs/, mkdocs.yml) on http://$(HOST):$(DOCS_PORT), rebuilt on every change.
+DOCS_PORT ?= 8001
+docs: $(BIN)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+
+# What CI checks: the site builds, with no broken link or anchor (into site/).
+docs-build: $(BIN)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .env
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .env site
