@@ -481,7 +481,7 @@ def _save_release(
     """Save the release's own row, first taking ``latest`` from its line when it becomes
     latest. Returns the releases it demoted: ``latest_replaced``, which the locked query found
     as the line's latest (the team's lock keeps it so until the write ends)."""
-    demoted = []
+    demoted: list[uuid.UUID] = []
     if changes.becomes_latest:
         Release.objects.filter(product=product, branch=branch, latest=True).exclude(
             pk=release.pk

@@ -1,6 +1,7 @@
 """The Developer API's release endpoints: thin views over the services."""
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +154,12 @@ def release_body(request: Request, serializer_class: type[ReleaseUpdateSerialize
 
 
 def write_release(
-    request: Request, body: ReleaseBody, *, release_id: Any = None, status: int, details: str
+    request: Request,
+    body: ReleaseBody,
+    *,
+    release_id: uuid.UUID | None = None,
+    status: int,
+    details: str,
 ) -> Response:
     """Create (no ``release_id``) or update a release through the write protocol. The write
     stores its file before it opens its transaction, so it opens that itself."""
