@@ -155,12 +155,12 @@ def test_two_workers_never_send_an_attempt_twice(world, receiver, env):
             emit(world.team, "release.updated", {"index": index})
     assert enqueued_tasks() == count
     receiver.delay = 0.02  # long enough for the two workers' attempts to overlap
-    receiver.answer(*[Answer(500)] * 5)
+    # Due again an hour later (not the schedule's 5 s, which a loaded machine's two workers can
+    # outlast, sending them twice in one run); brought to now, a third worker's sweep sends them.
+    receiver.answer(*[Answer(500, headers={"Retry-After": "3600"})] * 5)
 
     first, second = run_worker(env), run_worker(env)
     outputs = finish(first) + finish(second)
-    # The five that failed are due again about 5 s later; brought to now, a third worker's
-    # sweep sends them.
     failed_once = WebhookDelivery.objects.filter(state=DeliveryState.PENDING)
     assert failed_once.count() == 5, outputs
     make_due(*failed_once)
