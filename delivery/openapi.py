@@ -16,17 +16,16 @@ from drf_spectacular.utils import (
 
 from delivery import params
 from delivery.access import rate_limited, release_not_found
+from delivery.shapes import DeliverableReleaseResponse
 from delivery.streams import CHUNK, PRESIGNED_SECONDS, missing_build
 from lukittu.api import Code
 from lukittu.openapi import (
     EXAMPLE_TIMESTAMP,
     INTERNAL_ERROR,
     REQUEST_ID_HEADER,
-    UUID,
     ErrorCase,
     add_errors,
     add_responses,
-    envelope_schema,
     path_parameter,
     public_operation,
     register,
@@ -298,60 +297,6 @@ add_responses(
     },
 )
 
-DELIVERABLE = register(
-    "schemas",
-    "DeliverableRelease",
-    {
-        "type": "object",
-        "description": "The release that `download` would deliver with the same parameters.",
-        "properties": {
-            "releaseId": UUID,
-            "productId": UUID,
-            "branch": {
-                "type": "string",
-                "nullable": True,
-                "description": "The branch's name; null for the main line",
-            },
-            "version": {"type": "string"},
-            "status": {
-                "type": "string",
-                "enum": [ReleaseStatus.PUBLISHED, ReleaseStatus.DEPRECATED],
-            },
-            "latest": {"type": "boolean", "description": "Whether it is its line's latest"},
-            "latestVersion": {
-                "type": "string",
-                "nullable": True,
-                "description": "The version of the line's latest release with a file, if any",
-            },
-            "createdAt": DATE_TIME,
-            "file": {
-                "type": "object",
-                "properties": {
-                    "id": UUID,
-                    "name": {"type": "string"},
-                    "size": {"type": "integer", "minimum": 0},
-                    "md5": {"type": "string", "description": "MD5 of the file (hex)"},
-                    "sha256": {"type": "string", "description": "SHA-256 of the file (hex)"},
-                    "mainClassName": {"type": "string", "nullable": True},
-                    "createdAt": DATE_TIME,
-                },
-                "required": ["id", "name", "size", "md5", "sha256", "mainClassName", "createdAt"],
-            },
-        },
-        "required": [
-            "releaseId",
-            "productId",
-            "branch",
-            "version",
-            "status",
-            "latest",
-            "latestVersion",
-            "createdAt",
-            "file",
-        ],
-    },
-)
-LATEST_RESPONSE = register("schemas", "DeliverableReleaseResponse", envelope_schema(DELIVERABLE))
 LATEST_EXAMPLE = {
     "releaseId": "456e7890-e89b-12d3-a456-426614174111",
     "productId": EXAMPLE_PRODUCT_ID,
@@ -632,7 +577,7 @@ latest = extend_schema(
     parameters=[*COMMON_PARAMETERS, *LINE_PARAMETERS],
     responses={
         200: OpenApiResponse(
-            response=LATEST_RESPONSE,
+            response=DeliverableReleaseResponse,
             description="The release that would be delivered",
             examples=[
                 OpenApiExample(

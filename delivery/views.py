@@ -22,6 +22,7 @@ from delivery import access, openapi, seats
 from delivery.crypto import encrypt_blocks, frame_key, frames_length
 from delivery.models import Download
 from delivery.params import ClientQuery, parse_client_query
+from delivery.shapes import DeliverableRelease
 from delivery.streams import (
     CHUNK,
     PRESIGNED_SECONDS,
@@ -250,29 +251,6 @@ class DownloadView(ClientApiView):
         return self.hand_out(request, query, grant, Download.Endpoint.DOWNLOAD, respond)
 
 
-def latest_payload(grant: access.Grant) -> dict[str, Any]:
-    release, file = grant.release, grant.file
-    return {
-        "releaseId": str(release.id),
-        "productId": str(release.product_id),
-        "branch": release.branch.name if release.branch_id else None,
-        "version": release.version,
-        "status": release.status,
-        "latest": release.latest,
-        "latestVersion": grant.latest_version,
-        "createdAt": iso_utc(release.created_at),
-        "file": {
-            "id": str(file.id),
-            "name": file.name,
-            "size": file.size,
-            "md5": file.checksum,
-            "sha256": file.sha256,
-            "mainClassName": file.main_class_name,
-            "createdAt": iso_utc(file.created_at),
-        },
-    }
-
-
 class LatestView(ClientApiView):
     sends_release_headers = False
 
@@ -280,4 +258,4 @@ class LatestView(ClientApiView):
     def get(self, request: Request, teamId: str) -> Response:
         query, grant = self.checked(request, teamId)
         seats.check(grant.team, grant.license, self.device(query))
-        return success(latest_payload(grant), details="Release found")
+        return success(DeliverableRelease.dump(grant), details="Release found")

@@ -4,8 +4,8 @@ A ``Shape`` lists its fields in wire order: each says what it is (its OpenAPI sc
 its value comes from (an attribute, a function of the object, or a value the caller gives).
 From that one declaration come both
 
-- the dict the API sends: ``Shape.dump(obj)``, a plan of readers built once per class, so a
-  call costs about what a hand-written dict literal does (the Get Release and Client API paths
+- the dict the API sends: ``Shape.dump(obj)``, a function written once per class (one dict
+  display), so a call costs what a hand-written dict does (Get Release and the Client API
   build one per request); and
 - the OpenAPI component drf-spectacular puts in the document: a ``Shape`` class can be given
   wherever ``extend_schema`` takes a serializer, and ``ShapeSchema`` maps it, registering every
@@ -18,10 +18,10 @@ wrap a shape in the ``{data, result}`` envelope.
 
 from collections.abc import Callable, Iterable
 from functools import cache
-from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.plumbing import ResolvedComponent
 
 from lukittu.api import iso_utc
 
@@ -31,6 +31,16 @@ Reader = Callable[[Any], Any]
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+class Resolver(Protocol):
+    """What a schema needs from the document being made."""
+
+    def shape(self, shape: type["Shape"]) -> Schema:
+        """The reference to a shape's component (registered on first use)."""
+
+    def named(self, name: str, schema: Schema) -> Schema:
+        """The reference to a component made of ``schema`` (registered on first use)."""
 
 
 class Field:
@@ -49,58 +59,58 @@ class Field:
         schema: Schema | None = None,
         nullable: bool = False,
         description: str | None = None,
+        component: str | None = None,
     ) -> None:
         self.source = source
         self.nullable = nullable
         self.description = description
+        self.component = component
         self._schema = schema or {}
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         """The schema of the value, before ``nullable`` and ``description``."""
         return dict(self._schema)
 
-    def schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def schema(self, resolve: Resolver) -> Schema:
+        """The field's schema; with ``component``, a reference to it under that name."""
         schema = self.value_schema(resolve)
         if self.nullable:
             schema["nullable"] = True
         if self.description:
             schema["description"] = self.description
-        return schema
+        return resolve.named(self.component, schema) if self.component else schema
 
-    def writer(self) -> Callable[[Any], Any] | None:
-        """What turns a value into JSON (``None``: the value as it is)."""
-        convert = self.convert
-        if convert is None or not self.nullable:
-            return convert
-        return lambda value: None if value is None else convert(value)
+    def takes_none(self) -> bool:
+        """Whether ``None`` is written as it is (not converted)."""
+        return self.nullable
 
-    def reader(self) -> Reader:
-        """The value of this field, read from the object and written as JSON."""
-        source = self.source
-        assert source is not None, f"{self.name} is given to dump(), not read"
-        read: Reader = attrgetter(source) if isinstance(source, str) else source
-        write = self.writer()
-        if write is None:
-            return read
-        return lambda obj: write(read(obj))
+    def expression(self, value: str, env: dict[str, Any], tag: str) -> str:
+        """Python source for this field's JSON value, given the source of its raw ``value``;
+        what the source names is put in ``env`` under names ending in ``tag``."""
+        if self.convert is None:
+            return value
+        env[f"c_{tag}"] = self.convert
+        if self.takes_none():
+            return f"(None if (v_{tag} := {value}) is None else c_{tag}(v_{tag}))"
+        return f"c_{tag}({value})"
 
 
 class Text(Field):
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "string", **self._schema}
 
 
 class Boolean(Field):
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "boolean", **self._schema}
 
 
 class Integer(Field):
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "integer", **self._schema}
 
 
@@ -109,16 +119,19 @@ class Time(Field):
 
     convert = staticmethod(iso_utc)
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "string", "format": "date-time", **self._schema}
 
 
 class Uuid(Field):
-    """A UUID, as text; documented as the seed's ``UUID`` component."""
+    """A UUID, as text; documented as the seed's ``UUID`` component, or inline where it says
+    more (OpenAPI 3.0 ignores a ``$ref``'s siblings: ``nullable``, a description)."""
 
     convert = staticmethod(str)
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
+        if self.nullable or self.description or self._schema:
+            return {"type": "string", "format": "uuid", **self._schema}
         return ref("UUID")
 
 
@@ -127,19 +140,20 @@ class Choice(Field):
         super().__init__(source, **kw)
         self.choices = list(choices)
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "string", "enum": list(self.choices), **self._schema}
 
 
 class Named(Field):
-    """A value documented by a shared component of that name (the seed's ``Version``)."""
+    """A value documented by a shared component of that name (the seed's ``Version``, which
+    the request bodies use too)."""
 
-    def __init__(self, component: str, source: str | Reader | None = None, **kw: Any):
+    def __init__(self, name: str, source: str | Reader | None = None, **kw: Any):
         super().__init__(source, **kw)
-        self.component = component
+        self.ref_name = name
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
-        return ref(self.component)
+    def value_schema(self, resolve: Resolver) -> Schema:
+        return ref(self.ref_name)
 
 
 class One(Field):
@@ -158,15 +172,12 @@ class One(Field):
         self.inline = inline
         self.convert = shape.dump
 
-    def writer(self) -> Callable[[Any], Any] | None:
+    def takes_none(self) -> bool:
         # A shape that may be null (its component says so) takes None as it is.
-        if self.shape.nullable and not self.nullable:
-            dump = self.shape.dump
-            return lambda value: None if value is None else dump(value)
-        return super().writer()
+        return self.nullable or self.shape.nullable
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
-        return self.shape.schema(resolve) if self.inline else resolve(self.shape)
+    def value_schema(self, resolve: Resolver) -> Schema:
+        return self.shape.schema(resolve) if self.inline else resolve.shape(self.shape)
 
 
 class Many(Field):
@@ -175,11 +186,48 @@ class Many(Field):
     def __init__(self, item: Field, source: str | Reader | None = None, **kw: Any) -> None:
         super().__init__(source, **kw)
         self.item = item
-        write = item.writer()
-        self.convert = list if write is None else lambda values: [write(v) for v in values]
 
-    def value_schema(self, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def expression(self, value: str, env: dict[str, Any], tag: str) -> str:
+        item = self.item.expression(f"x_{tag}", env, f"{tag}_")
+        if self.nullable:
+            listed = f"[{item} for x_{tag} in v_{tag}]"
+            return f"(None if (v_{tag} := {value}) is None else {listed})"
+        return f"[{item} for x_{tag} in {value}]"
+
+    def value_schema(self, resolve: Resolver) -> Schema:
         return {"type": "array", "items": self.item.schema(resolve), **self._schema}
+
+
+def _compile_dump(shape: type["Shape"]) -> Callable[..., dict[str, Any]]:
+    """``dump(obj, *, <given fields>)``: the shape's dict for ``obj``, as one dict display
+    written for this shape (the speed of a hand-written one: no loop, no call per field but
+    its conversion), its fields in declaration order. Fields without a source are keyword
+    arguments, each required."""
+    env: dict[str, Any] = {}
+    given: list[str] = []
+    items: list[str] = []
+    for index, (name, field) in enumerate(shape.fields.items()):
+        tag = str(index)
+        if field.source is None:
+            if not name.isidentifier():
+                raise TypeError(f"{shape.__name__}.{name} needs a source")
+            given.append(name)
+            value = name
+        elif isinstance(field.source, str):
+            if not all(part.isidentifier() for part in field.source.split(".")):
+                raise TypeError(f"{shape.__name__}.{name}: bad source {field.source!r}")
+            value = f"obj.{field.source}"
+        else:
+            env[f"r_{tag}"] = field.source
+            value = f"r_{tag}(obj)"
+        items.append(f"{name!r}: {field.expression(value, env, tag)}")
+    keywords = f", *, {', '.join(given)}" if given else ""
+    source = f"def dump(obj{keywords}):\n    return {{{', '.join(items)}}}\n"
+    exec(compile(source, f"<shape {shape.__name__}>", "exec"), env)  # noqa: S102
+    dump = env["dump"]
+    dump.__qualname__ = f"{shape.__name__}.dump"
+    dump.__doc__ = f"The {shape.component} dict of ``obj``."
+    return dump
 
 
 class Shape:
@@ -195,8 +243,7 @@ class Shape:
     extends: ClassVar[bool] = False
     nullable: ClassVar[bool] = False
     description: ClassVar[str | None] = None
-    _plan: ClassVar[tuple[tuple[str, Reader], ...]] = ()
-    _given: ClassVar[dict[str, Callable[[Any], Any] | None]] = {}
+    dump: ClassVar[Callable[..., dict[str, Any]]]
 
     def __init_subclass__(
         cls,
@@ -216,44 +263,23 @@ class Shape:
             name: value for name, value in vars(cls).items() if isinstance(value, Field)
         }
         cls.fields = {**cls.fields, **cls.own_fields}
-        cls._plan = tuple(
-            (name, field.reader()) for name, field in cls.fields.items() if field.source
-        )
-        cls._given = {
-            name: field.writer() for name, field in cls.fields.items() if not field.source
-        }
+        cls.dump = _compile_dump(cls)
 
     @classmethod
-    def dump(cls, obj: Any, **given: Any) -> dict[str, Any]:
-        """The shape's dict for ``obj``; fields without a source take their value from
-        ``given`` (each, and only those)."""
-        data = {name: read(obj) for name, read in cls._plan}
-        if given or cls._given:
-            if given.keys() != cls._given.keys():
-                raise TypeError(
-                    f"{cls.__name__} is given {sorted(cls._given)}, not {sorted(given)}"
-                )
-            for name, write in cls._given.items():
-                data[name] = given[name] if write is None else write(given[name])
-            # In declaration order, as the document lists them.
-            data = {name: data[name] for name in cls.fields}
-        return data
-
-    @classmethod
-    def schema(cls, resolve: Callable[[type["Shape"]], Schema]) -> Schema:
+    def schema(cls, resolve: Resolver) -> Schema:
         """The component's schema; ``resolve`` gives the reference to another shape."""
         own = cls.own_fields if cls.extends else cls.fields
-        schema: Schema = {"type": "object"}
-        if cls.description:
-            schema["description"] = cls.description
-        schema["properties"] = {name: field.schema(resolve) for name, field in own.items()}
-        schema["required"] = list(own)
+        schema: Schema = {
+            "type": "object",
+            "properties": {name: field.schema(resolve) for name, field in own.items()},
+            "required": list(own),
+        }
         if cls.nullable:
             schema["nullable"] = True
         if cls.extends:
             parent = next(base for base in cls.__mro__[1:] if issubclass(base, Shape))
-            return {"allOf": [resolve(parent), schema]}
-        return schema
+            schema = {"allOf": [resolve.shape(parent), schema]}
+        return {"description": cls.description, **schema} if cls.description else schema
 
 
 # --- The envelope ------------------------------------------------------------------------------
@@ -267,7 +293,7 @@ class Envelope(Shape):
     data_field: ClassVar[Field]
 
     @classmethod
-    def schema(cls, resolve: Callable[[type[Shape]], Schema]) -> Schema:
+    def schema(cls, resolve: Resolver) -> Schema:
         data = cls.data_field.schema(resolve)
         return {
             "allOf": [
@@ -279,9 +305,9 @@ class Envelope(Shape):
 
 @cache
 def envelope(shape: type[Shape], component: str | None = None) -> type[Envelope]:
-    """The success envelope of one ``shape`` (by default the component ``<shape>Response``,
-    without the shape's ``Data``);
-    one class per shape, as drf-spectacular knows a component by its class."""
+    """The success envelope of one ``shape``: the component ``<shape>Response`` (without the
+    shape's ``Data``) by default; one class per shape, as drf-spectacular knows a component by
+    its class."""
     name = component or f"{shape.component.removesuffix('Data')}Response"
     made = type(name, (Envelope,), {}, component=name)
     made.data_field = One(shape)
@@ -300,9 +326,11 @@ class Page(Envelope):
 
 
 @cache
-def page(shape: type[Shape], key: str, component: str | None = None) -> type[Page]:
+def page(
+    shape: type[Shape], key: str, component: str | None = None, total: str | None = None
+) -> type[Page]:
     """The success envelope of a page of ``shape``s under ``key``, with ``hasNextPage`` and
-    ``totalResults`` (the component ``<shape>Page`` by default)."""
+    ``totalResults`` (described as ``total``); the component ``<shape>Page`` by default."""
     name = component or f"{shape.component.removesuffix('Data')}Page"
     body = type(
         f"{name}Data",
@@ -310,7 +338,7 @@ def page(shape: type[Shape], key: str, component: str | None = None) -> type[Pag
         {
             key: Many(One(shape)),
             "hasNextPage": Boolean(),
-            "totalResults": Integer(schema={"minimum": 0}),
+            "totalResults": Integer(schema={"minimum": 0}, description=total),
         },
         component=f"{name}Data",
     )
@@ -329,7 +357,22 @@ class ShapeSchema(OpenApiSerializerExtension):
         return self.target.component
 
     def map_serializer(self, auto_schema: Any, direction: str) -> Schema:
-        def resolve(shape: type[Shape]) -> Schema:
-            return auto_schema.resolve_serializer(shape, direction).ref
+        return self.target.schema(_Components(auto_schema, direction))
 
-        return self.target.schema(resolve)
+
+class _Components:
+    """A ``Resolver`` over drf-spectacular's registry of the document being made."""
+
+    def __init__(self, auto_schema: Any, direction: str) -> None:
+        self.auto_schema = auto_schema
+        self.direction = direction
+
+    def shape(self, shape: type[Shape]) -> Schema:
+        return self.auto_schema.resolve_serializer(shape, self.direction).ref
+
+    def named(self, name: str, schema: Schema) -> Schema:
+        component = ResolvedComponent(
+            name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema
+        )
+        self.auto_schema.registry.register_on_missing(component)
+        return component.ref

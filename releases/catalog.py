@@ -11,8 +11,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from lukittu.api import ApiError, Code, iso_utc
+from lukittu.api import ApiError, Code
 from releases.models import Branch, Product, Release
+from releases.shapes import BranchData, ProductData
 from teams.conditions import Conditions
 from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import Actor, log_action, snapshot, update_recorded
@@ -40,27 +41,9 @@ def _locked_branch(branch: Branch) -> Branch:
     )
 
 
-def product_payload(product: Product) -> dict[str, Any]:
-    """The seed's ``ProductData``."""
-    return {
-        "id": str(product.id),
-        "name": product.name,
-        "url": product.url,
-        "teamId": str(product.team_id),
-        "createdByUserId": str(product.created_by_user_id),
-        "createdAt": iso_utc(product.created_at),
-        "updatedAt": iso_utc(product.updated_at),
-    }
-
-
-def branch_payload(branch: Branch) -> dict[str, Any]:
-    return {
-        "id": str(branch.id),
-        "name": branch.name,
-        "productId": str(branch.product_id),
-        "createdAt": iso_utc(branch.created_at),
-        "updatedAt": iso_utc(branch.updated_at),
-    }
+# The shapes' own dicts, under the names the services and views call them by.
+product_payload = ProductData.dump
+branch_payload = BranchData.dump
 
 
 def creator_id(actor: Actor | None) -> uuid.UUID:

@@ -3,7 +3,7 @@ and each operation's error table in the order the service checks it."""
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 
 from lukittu.api import Code
 from lukittu.fields import MAX_PAGE, PAGE_SIZES
@@ -22,11 +22,9 @@ from lukittu.openapi import (
     add_errors,
     json_request,
     one,
-    page_of,
+    page_response,
     path_parameter,
-    ref,
     register,
-    success_example,
 )
 from releases.catalog import URL_PATTERN
 from releases.models import NAME_PATTERN, NAME_RULE
@@ -36,6 +34,7 @@ from releases.openapi import (
     TEXT_255,
 )
 from releases.serializers import TEXT_PATTERN
+from releases.shapes import EXAMPLE_CREATOR_ID, BranchData, ProductData
 
 Schema = dict[str, Any]
 PRODUCTS = "Dev - Products"
@@ -53,21 +52,6 @@ path_parameter(
     EXAMPLE_BRANCH_ID,
 )
 
-BRANCH = register(
-    "schemas",
-    "BranchData",
-    {
-        "type": "object",
-        "properties": {
-            "id": ref("UUID"),
-            "name": {"type": "string"},
-            "productId": ref("UUID"),
-            "createdAt": {"type": "string", "format": "date-time"},
-            "updatedAt": {"type": "string", "format": "date-time"},
-        },
-        "required": ["id", "name", "productId", "createdAt", "updatedAt"],
-    },
-)
 PRODUCT_BODY = register(
     "schemas",
     "ProductBody",
@@ -109,7 +93,7 @@ PRODUCT_EXAMPLE = {
     "name": "My App",
     "url": "https://example.com",
     "teamId": EXAMPLE_TEAM_ID,
-    "createdByUserId": "0b5d3c43-6b6e-4a5b-9d1c-7e2f3a4b5c6d",
+    "createdByUserId": EXAMPLE_CREATOR_ID,
     "createdAt": EXAMPLE_TIMESTAMP,
     "updatedAt": EXAMPLE_TIMESTAMP,
 }
@@ -251,26 +235,13 @@ add_errors(
 
 # --- Operations --------------------------------------------------------------------------------
 
-PRODUCT = ref("ProductData")
-
 list_products = extend_schema(
     operation_id="listProducts",
     summary="List Products",
     description="The team's products by name, one page at a time.",
     tags=[PRODUCTS],
     parameters=LIST_PARAMETERS,
-    responses={
-        200: OpenApiResponse(
-            response=page_of("products", PRODUCT),
-            description="A page of products",
-            examples=[
-                success_example(
-                    "Products found",
-                    {"products": [PRODUCT_EXAMPLE], "hasNextPage": False, "totalResults": 1},
-                )
-            ],
-        )
-    },
+    responses={200: page_response(ProductData, "products", "Products found", PRODUCT_EXAMPLE)},
 )
 create_product = extend_schema(
     operation_id="createProduct",
@@ -278,13 +249,13 @@ create_product = extend_schema(
     description="A new product of the team. `createdByUserId` is the API key's id.",
     tags=[PRODUCTS],
     **json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
-    responses={201: one(PRODUCT, "The product created", "Product created", PRODUCT_EXAMPLE)},
+    responses={201: one(ProductData, "The product created", "Product created", PRODUCT_EXAMPLE)},
 )
 get_product = extend_schema(
     operation_id="getProduct",
     summary="Get Product",
     tags=[PRODUCTS],
-    responses={200: one(PRODUCT, "The product", "Product found", PRODUCT_EXAMPLE)},
+    responses={200: one(ProductData, "The product", "Product found", PRODUCT_EXAMPLE)},
 )
 update_product = extend_schema(
     operation_id="updateProduct",
@@ -292,7 +263,7 @@ update_product = extend_schema(
     description="Rename the product or change its URL (a missing `url` clears it).",
     tags=[PRODUCTS],
     **json_request(PRODUCT_BODY, {"name": "My App", "url": "https://example.com"}),
-    responses={200: one(PRODUCT, "The product as stored", "Product updated", PRODUCT_EXAMPLE)},
+    responses={200: one(ProductData, "The product as stored", "Product updated", PRODUCT_EXAMPLE)},
 )
 delete_product = extend_schema(
     operation_id="deleteProduct",
@@ -302,7 +273,7 @@ delete_product = extend_schema(
         "as it was."
     ),
     tags=[PRODUCTS],
-    responses={200: one(PRODUCT, "The product as it was", "Product deleted", PRODUCT_EXAMPLE)},
+    responses={200: one(ProductData, "The product as it was", "Product deleted", PRODUCT_EXAMPLE)},
 )
 list_branches = extend_schema(
     operation_id="listBranches",
@@ -310,43 +281,32 @@ list_branches = extend_schema(
     description="The product's branches by name, one page at a time.",
     tags=[BRANCHES],
     parameters=LIST_PARAMETERS,
-    responses={
-        200: OpenApiResponse(
-            response=page_of("branches", BRANCH),
-            description="A page of branches",
-            examples=[
-                success_example(
-                    "Branches found",
-                    {"branches": [BRANCH_EXAMPLE], "hasNextPage": False, "totalResults": 1},
-                )
-            ],
-        )
-    },
+    responses={200: page_response(BranchData, "branches", "Branches found", BRANCH_EXAMPLE)},
 )
 create_branch = extend_schema(
     operation_id="createBranch",
     summary="Create Branch",
     tags=[BRANCHES],
     **json_request(BRANCH_BODY, {"name": "beta"}),
-    responses={201: one(BRANCH, "The branch created", "Branch created", BRANCH_EXAMPLE)},
+    responses={201: one(BranchData, "The branch created", "Branch created", BRANCH_EXAMPLE)},
 )
 get_branch = extend_schema(
     operation_id="getBranch",
     summary="Get Branch",
     tags=[BRANCHES],
-    responses={200: one(BRANCH, "The branch", "Branch found", BRANCH_EXAMPLE)},
+    responses={200: one(BranchData, "The branch", "Branch found", BRANCH_EXAMPLE)},
 )
 update_branch = extend_schema(
     operation_id="updateBranch",
     summary="Rename Branch",
     tags=[BRANCHES],
     **json_request(BRANCH_BODY, {"name": "beta"}),
-    responses={200: one(BRANCH, "The branch as stored", "Branch updated", BRANCH_EXAMPLE)},
+    responses={200: one(BranchData, "The branch as stored", "Branch updated", BRANCH_EXAMPLE)},
 )
 delete_branch = extend_schema(
     operation_id="deleteBranch",
     summary="Delete Branch",
     description="Delete a branch with no releases. The response is the branch as it was.",
     tags=[BRANCHES],
-    responses={200: one(BRANCH, "The branch as it was", "Branch deleted", BRANCH_EXAMPLE)},
+    responses={200: one(BranchData, "The branch as it was", "Branch deleted", BRANCH_EXAMPLE)},
 )

@@ -25,6 +25,7 @@ from releases import catalog
 from releases import catalog_openapi as openapi
 from releases.catalog import URL_PATTERN, branch_payload, product_payload
 from releases.models import Branch, Product, no_control_characters
+from releases.shapes import BranchPage, ProductPage
 from teams.conditions import (
     Conditions,
     conditional_get,
@@ -98,14 +99,7 @@ class ProductListView(JsonApiView):
         if query.get("search", "").strip():
             products = products.filter(Q(name__icontains=query["search"].strip()))
         items, total, has_next = page_of(products, query)
-        return success(
-            {
-                "products": [product_payload(product) for product in items],
-                "hasNextPage": has_next,
-                "totalResults": total,
-            },
-            details="Products found",
-        )
+        return success(ProductPage.data(items, total, has_next), details="Products found")
 
     @openapi.create_product
     def post(self, request: Request, **kwargs: Any) -> Response:
@@ -173,14 +167,7 @@ class BranchListView(JsonApiView):
         if query.get("search", "").strip():
             branches = branches.filter(name__icontains=query["search"].strip())
         items, total, has_next = page_of(branches, query)
-        return success(
-            {
-                "branches": [branch_payload(branch) for branch in items],
-                "hasNextPage": has_next,
-                "totalResults": total,
-            },
-            details="Branches found",
-        )
+        return success(BranchPage.data(items, total, has_next), details="Branches found")
 
     @openapi.create_branch
     def post(self, request: Request, **kwargs: Any) -> Response:

@@ -29,7 +29,6 @@ from lukittu.openapi import (
     ErrorCase,
     add_errors,
     add_links,
-    envelope_schema,
     path_parameter,
     ref,
     register,
@@ -45,12 +44,12 @@ from releases.serializers import (
     VERSION_PATTERN,
 )
 from releases.services import file_too_large
+from releases.shapes import ReleaseListResponse, ReleaseResponse
 from releases.storage import StorageBusy, storage_unavailable
 
 Schema = dict[str, Any]
 TAG = "Dev - Releases"
 TEXT_255 = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": TEXT_PATTERN}
-DATE_TIME = {"type": "string", "format": "date-time"}
 
 
 def nullable_uuid(description: str, example: str | None = None) -> Schema:
@@ -114,167 +113,6 @@ register(
         "example": "PUBLISHED",
     },
 )
-register(
-    "schemas",
-    "ReleaseData",
-    {
-        "type": "object",
-        "properties": {
-            "id": UUID,
-            "version": ref("Version"),
-            "status": ref("ReleaseStatus"),
-            "latest": {
-                "type": "boolean",
-                "description": "Whether this is the latest release for the product/branch",
-            },
-            "productId": UUID,
-            "branchId": nullable_uuid("Branch this release belongs to; null for the main line"),
-            "teamId": UUID,
-            "createdAt": DATE_TIME,
-            "updatedAt": DATE_TIME,
-        },
-        "required": [
-            "id",
-            "version",
-            "status",
-            "latest",
-            "productId",
-            "branchId",
-            "teamId",
-            "createdAt",
-            "updatedAt",
-        ],
-    },
-)
-register(
-    "schemas",
-    "Metadata",
-    {
-        "type": "array",
-        "description": "Key-value metadata pairs",
-        "items": {
-            "type": "object",
-            "properties": {
-                "key": {"type": "string", "description": "Metadata key"},
-                "value": {"type": "string", "description": "Metadata value"},
-                "locked": {
-                    "type": "boolean",
-                    "description": "Whether this metadata field is locked from client modification",
-                },
-            },
-            "required": ["key", "value", "locked"],
-        },
-    },
-)
-register(
-    "schemas",
-    "ProductData",
-    {
-        "type": "object",
-        "properties": {
-            "id": UUID,
-            "name": {"type": "string", "description": "Product name"},
-            "url": {"type": "string", "nullable": True, "description": "Product URL or homepage"},
-            "teamId": UUID,
-            "createdByUserId": uuid_with_example(
-                "Who created this product: the API key's id, or a stable id per operator "
-                "(a UUIDv5 of `operator:<username>`)",
-                "0b5d3c43-6b6e-4a5b-9d1c-7e2f3a4b5c6d",
-            ),
-            "createdAt": {**DATE_TIME, "description": "Product creation timestamp"},
-            "updatedAt": {**DATE_TIME, "description": "Product last update timestamp"},
-        },
-        "required": ["id", "name", "url", "teamId", "createdByUserId", "createdAt", "updatedAt"],
-    },
-)
-register(
-    "schemas",
-    "ReleaseFileData",
-    {
-        "type": "object",
-        "nullable": True,
-        "properties": {
-            "id": UUID,
-            "key": {
-                "type": "string",
-                "description": (
-                    "Storage key, made by the server: releases/{teamId}/{releaseId}/{fileId}.{ext}"
-                ),
-            },
-            "size": {"type": "integer", "minimum": 0, "description": "File size in bytes"},
-            "name": {"type": "string", "description": "Original file name, without any path"},
-            "checksum": {"type": "string", "description": "MD5 checksum of the file (hex)"},
-            "sha256": {"type": "string", "description": "SHA-256 of the file (hex)"},
-            "mainClassName": {
-                "type": "string",
-                "nullable": True,
-                "description": "Main class name (for JAR files)",
-            },
-            "createdAt": {**DATE_TIME, "description": "When this file was uploaded"},
-        },
-        "required": [
-            "id",
-            "key",
-            "size",
-            "name",
-            "checksum",
-            "sha256",
-            "mainClassName",
-            "createdAt",
-        ],
-    },
-)
-RELEASE = register(
-    "schemas",
-    "Release",
-    {
-        "description": "A release with its metadata, product, branch, file and licenses.",
-        "allOf": [
-            ref("ReleaseData"),
-            {
-                "type": "object",
-                "properties": {
-                    "metadata": ref("Metadata"),
-                    "product": ref("ProductData"),
-                    "branch": {
-                        "type": "object",
-                        "nullable": True,
-                        "properties": {"id": UUID, "name": {"type": "string"}},
-                        "required": ["id", "name"],
-                    },
-                    "file": ref("ReleaseFileData"),
-                    "licenseIds": {
-                        "type": "array",
-                        "items": UUID,
-                        "description": "Licenses allowed to download this release; [] for any",
-                    },
-                },
-                "required": ["metadata", "product", "branch", "file", "licenseIds"],
-            },
-        ],
-    },
-)
-RELEASE_RESPONSE = register("schemas", "ReleaseResponse", envelope_schema(RELEASE))
-RELEASE_LIST_RESPONSE = register(
-    "schemas",
-    "ReleaseListResponse",
-    envelope_schema(
-        {
-            "type": "object",
-            "properties": {
-                "releases": {"type": "array", "items": RELEASE},
-                "hasNextPage": {"type": "boolean"},
-                "totalResults": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "Releases matching the filters, on all pages",
-                },
-            },
-            "required": ["releases", "hasNextPage", "totalResults"],
-        }
-    ),
-)
-
 # --- The `data` field of create and update -----------------------------------------------------
 
 _METADATA_INPUT = {
@@ -482,7 +320,7 @@ RELEASE_EXAMPLE = {
 def release_response(description: str, details: str) -> OpenApiResponse:
     """The release in the envelope, with an example whose ``details`` is ``details``."""
     return OpenApiResponse(
-        response=RELEASE_RESPONSE,
+        response=ReleaseResponse,
         description=description,
         examples=[success_example(details, RELEASE_EXAMPLE)],
     )
@@ -862,7 +700,7 @@ list_releases = extend_schema(
     parameters=LIST_PARAMETERS,
     responses={
         200: OpenApiResponse(
-            response=RELEASE_LIST_RESPONSE,
+            response=ReleaseListResponse,
             description="A page of releases",
             examples=[
                 success_example(

@@ -1,5 +1,5 @@
-"""Validation of the ``data`` JSON (strict: JSON types only, no unknown keys) and the release's
-output shape."""
+"""Validation of the ``data`` JSON (strict: JSON types only, no unknown keys), and the release's
+answer built by its shape (``releases.shapes.Release``) from a model or a ``ReleaseRow``."""
 
 import re
 import uuid
@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from lukittu.api import iso_utc
 from lukittu.fields import (
     MAX_PAGE,
     PAGE_SIZES,
@@ -21,6 +20,7 @@ from lukittu.fields import (
     StrictPageField,
     StrictUUIDField,
 )
+from releases import shapes
 from releases.models import Release, ReleaseFile, ReleaseMetadata, ReleaseStatus
 
 MAX_METADATA = 20
@@ -120,21 +120,6 @@ class ReleaseListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ReleaseStatus.values, required=False)
 
 
-def file_payload(file: ReleaseFile | None) -> dict[str, Any] | None:
-    if file is None:
-        return None
-    return {
-        "id": str(file.id),
-        "key": file.key,
-        "size": file.size,
-        "name": file.name,
-        "checksum": file.checksum,
-        "sha256": file.sha256,
-        "mainClassName": file.main_class_name,
-        "createdAt": iso_utc(file.created_at),
-    }
-
-
 def release_payload(release: Release) -> dict[str, Any]:
     """The seed's ``ReleaseResponse.data``. Reads only what is loaded: ``product``, ``branch``,
     ``file`` and the prefetched ``metadata`` and ``license_links``."""
@@ -160,36 +145,7 @@ def release_payload_from(
 ) -> dict[str, Any]:
     """The seed's ``ReleaseResponse.data`` from the release, its loaded product and branch,
     and the file, metadata and license ids given (a write passes the rows it just wrote)."""
-    product = release.product
-    branch = release.branch
-    return {
-        "id": str(release.id),
-        "version": release.version,
-        "status": release.status,
-        "latest": release.latest,
-        "productId": str(release.product_id),
-        "branchId": str(release.branch_id) if release.branch_id else None,
-        "teamId": str(release.team_id),
-        "createdAt": iso_utc(release.created_at),
-        "updatedAt": iso_utc(release.updated_at),
-        "metadata": [
-            {"key": item.key, "value": item.value, "locked": item.locked} for item in metadata
-        ],
-        "product": {
-            "id": str(product.id),
-            "name": product.name,
-            "url": product.url,
-            "teamId": str(product.team_id),
-            "createdByUserId": (
-                str(product.created_by_user_id) if product.created_by_user_id else None
-            ),
-            "createdAt": iso_utc(product.created_at),
-            "updatedAt": iso_utc(product.updated_at),
-        },
-        "branch": {"id": str(branch.id), "name": branch.name} if branch else None,
-        "file": file_payload(file),
-        "licenseIds": [str(license_id) for license_id in license_ids],
-    }
+    return shapes.Release.dump(release, file=file, metadata=metadata, licenseIds=license_ids)
 
 
 class ReleaseRow(NamedTuple):
@@ -233,55 +189,97 @@ def _uuid_text(value: Any) -> str:
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
 
 
+class _Item(NamedTuple):
+    key: str
+    value: str
+    locked: bool
+
+
+class _RowProduct(NamedTuple):
+    id: Any
+    name: str
+    url: str | None
+    team_id: Any
+    created_by_user_id: Any
+    created_at: datetime
+    updated_at: datetime
+
+
+class _RowBranch(NamedTuple):
+    id: Any
+    name: str
+
+
+class _RowFile(NamedTuple):
+    id: Any
+    key: str
+    size: int
+    name: str
+    checksum: str
+    sha256: str
+    main_class_name: str | None
+    created_at: datetime
+
+
+class _RowRelease(NamedTuple):
+    """A ``ReleaseRow`` with the attributes the ``Release`` shape reads of a release."""
+
+    id: Any
+    version: str
+    status: str
+    latest: bool
+    product_id: Any
+    branch_id: Any
+    team_id: Any
+    created_at: datetime
+    updated_at: datetime
+    product: _RowProduct
+    branch: _RowBranch | None
+
+
 def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
     """``release_payload`` from a ``ReleaseRow``: the same shape and values, key for key
     (tests/test_get_release_read.py compares the two), with the metadata in their order
     (position, then id) and the license ids in the order they were given (link id)."""
-    metadata = sorted(row.metadata or [])
-    links = sorted(row.license_links or [])
-    return {
-        "id": _uuid_text(row.id),
-        "version": row.version,
-        "status": row.status,
-        "latest": bool(row.latest),
-        "productId": _uuid_text(row.product_id),
-        "branchId": _uuid_text(row.branch_id) if row.branch_id is not None else None,
-        "teamId": _uuid_text(row.team_id),
-        "createdAt": iso_utc(row.created_at),
-        "updatedAt": iso_utc(row.updated_at),
-        "metadata": [
-            {"key": key, "value": value, "locked": bool(locked)}
-            for _, _, key, value, locked in metadata
-        ],
-        "product": {
-            "id": _uuid_text(row.product_id),
-            "name": row.product_name,
-            "url": row.product_url,
-            "teamId": _uuid_text(row.product_team_id),
-            "createdByUserId": (
-                _uuid_text(row.product_created_by_user_id)
-                if row.product_created_by_user_id is not None
-                else None
-            ),
-            "createdAt": iso_utc(row.product_created_at),
-            "updatedAt": iso_utc(row.product_updated_at),
-        },
-        "branch": (
-            {"id": _uuid_text(row.branch_id), "name": row.branch_name}
-            if row.branch_id is not None
-            else None
+    release = _RowRelease(
+        row.id,
+        row.version,
+        row.status,
+        bool(row.latest),
+        row.product_id,
+        row.branch_id,
+        row.team_id,
+        row.created_at,
+        row.updated_at,
+        _RowProduct(
+            row.product_id,
+            row.product_name,
+            row.product_url,
+            row.product_team_id,
+            row.product_created_by_user_id,
+            row.product_created_at,
+            row.product_updated_at,
         ),
-        "file": None
-        if row.file_id is None
-        else {
-            "id": _uuid_text(row.file_id),
-            "key": row.file_key,
-            "size": row.file_size,
-            "name": row.file_name,
-            "checksum": row.file_checksum,
-            "sha256": row.file_sha256,
-            "mainClassName": row.file_main_class_name,
-            "createdAt": iso_utc(row.file_created_at),
-        },
-        "licenseIds": [_uuid_text(license_id) for _, license_id in links],
-    }
+        None if row.branch_id is None else _RowBranch(row.branch_id, row.branch_name),
+    )
+    file = None
+    if row.file_id is not None:
+        file = _RowFile(
+            row.file_id,
+            row.file_key,
+            row.file_size,
+            row.file_name,
+            row.file_checksum,
+            row.file_sha256,
+            row.file_main_class_name,
+            row.file_created_at,
+        )
+    return shapes.Release.dump(
+        release,
+        file=file,
+        metadata=[
+            _Item(key, value, bool(locked))
+            for _, _, key, value, locked in sorted(row.metadata or [])
+        ],
+        licenseIds=[_uuid_text(license_id) for _, license_id in sorted(row.license_links or [])],
+    )
