@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import shutil
 import statistics
 import threading
@@ -348,27 +349,52 @@ def asks_of(probe: Probe | list[Ask]) -> list[Ask]:
     return [Ask("GET", path, headers, expected)]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used (those still running)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rates_compared(
-    base: str, probes: dict[str, Probe | list[Ask]], rounds: int
+    base: str,
+    probes: dict[str, Probe | list[Ask]],
+    rounds: int,
+    server_pids: list[int] | None = None,
+    requests: int = READ_REQUESTS,
 ) -> tuple[dict[str, list[float]], int]:
-    """Requests per second of each probe, ``rounds`` runs of READ_REQUESTS each, the probes in
-    turn (the order reversed every other round) after a warm-up of each, printed by name; and
-    how many connections the clients opened."""
+    """Requests per second of each probe, ``rounds`` runs of ``requests`` each, the probes in
+    turn (the order reversed every other round) after a warm-up of each, printed by name
+    (with the server's CPU time per request, given its workers' pids); and how many
+    connections the clients opened."""
     asks = {name: asks_of(probe) for name, probe in probes.items()}
     # Every worker thread has imported, connected and answered each path first.
     for each in asks.values():
         requests_per_second(base, each, READ_WARM_UP)
     results: dict[str, list[float]] = {name: [] for name in probes}
+    cpu: dict[str, list[float]] = {name: [] for name in probes}
     opened = 0
     order = list(asks.items())
     for number in range(rounds):
         for name, each in order if number % 2 == 0 else order[::-1]:
-            rate, connections = requests_per_second(base, each, READ_REQUESTS)
+            used = cpu_seconds(server_pids or [])
+            rate, connections = requests_per_second(base, each, requests)
+            cpu[name].append((cpu_seconds(server_pids or []) - used) / requests)
             results[name].append(rate)
             opened += connections
     for name, values in results.items():
+        server_cpu = (
+            f" (server CPU {statistics.median(cpu[name]) * 1000:.1f} ms a request)"
+            if server_pids
+            else ""
+        )
         print(
-            f"  {name}: median {statistics.median(values):.0f} req/s of {len(values)}: "
-            + ", ".join(f"{value:.0f}" for value in values)
+            f"  {name}: median {statistics.median(values):.0f} req/s of {len(values)}"
+            f"{server_cpu}: " + ", ".join(f"{value:.0f}" for value in values)
         )
     return results, opened
