@@ -30,7 +30,7 @@ def measure(bench: Bench, world: World, rounds: int) -> None:
 
         def latest_vs_bare() -> tuple[str, str, float]:
             results, _ = rates_compared(
-                server.url, {"latest": latest, "bare 404": BARE}, rounds, server.worker_pids()
+                server.url, {"latest": latest, "bare 404": BARE}, rounds, server.process.pid
             )
             a, b = median(results["latest"]), median(results["bare 404"])
             return f"{a:.0f} req/s", f"{b:.0f} req/s", a / b

@@ -39,7 +39,7 @@ def measure(bench: Bench, world: World, rounds: int) -> None:
                 server.url,
                 {"update": asks, "bare 404": BARE},
                 rounds,
-                server.worker_pids(),
+                server.process.pid,
                 requests=UPDATE_REQUESTS,
             )
             a, b = median(results["update"]), median(results["bare 404"])

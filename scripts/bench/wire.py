@@ -349,28 +349,35 @@ def asks_of(probe: Probe | list[Ask]) -> list[Ask]:
     return [Ask("GET", path, headers, expected)]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time the processes have used (those still running)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
+def _times(pid: int) -> list[int]:
+    """utime, stime, cutime, cstime of ``pid`` in clock ticks (fields 14 to 17 of its stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return [0, 0, 0, 0]
+    return [int(value) for value in fields[11:15]]
+
+
+def server_cpu_seconds(master: int) -> float:
+    """CPU time used by a gunicorn server's workers, past and present: those still running,
+    plus those that exited (the master's reaped children)."""
+    from scripts.bench.harness import children_of
+
+    _, _, reaped_user, reaped_system = _times(master)
+    running = sum(sum(_times(pid)[:2]) for pid in children_of(master))
+    return (reaped_user + reaped_system + running) / os.sysconf("SC_CLK_TCK")
 
 
 def rates_compared(
     base: str,
     probes: dict[str, Probe | list[Ask]],
     rounds: int,
-    server_pids: list[int] | None = None,
+    server_pid: int | None = None,
     requests: int = READ_REQUESTS,
 ) -> tuple[dict[str, list[float]], int]:
     """Requests per second of each probe, ``rounds`` runs of ``requests`` each, the probes in
     turn (the order reversed every other round) after a warm-up of each, printed by name
-    (with the server's CPU time per request, given its workers' pids); and how many
+    (with the server's CPU time per request, given its master's pid); and how many
     connections the clients opened."""
     asks = {name: asks_of(probe) for name, probe in probes.items()}
     # Every worker thread has imported, connected and answered each path first.
@@ -382,15 +389,16 @@ def rates_compared(
     order = list(asks.items())
     for number in range(rounds):
         for name, each in order if number % 2 == 0 else order[::-1]:
-            used = cpu_seconds(server_pids or [])
+            used = server_cpu_seconds(server_pid) if server_pid else 0.0
             rate, connections = requests_per_second(base, each, requests)
-            cpu[name].append((cpu_seconds(server_pids or []) - used) / requests)
+            if server_pid:
+                cpu[name].append((server_cpu_seconds(server_pid) - used) / requests)
             results[name].append(rate)
             opened += connections
     for name, values in results.items():
         server_cpu = (
             f" (server CPU {statistics.median(cpu[name]) * 1000:.1f} ms a request)"
-            if server_pids
+            if server_pid
             else ""
         )
         print(
