@@ -1,12 +1,15 @@
 """Request ids on every response, the envelope for anything that escapes a view under /api/,
-and a note when a request's X-Forwarded-For says ``NUM_PROXIES`` is wrong."""
+a note when a request's X-Forwarded-For says ``NUM_PROXIES`` is wrong, and the API's way past
+the browser's middleware."""
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
 from lukittu.api import internal_error, json_error
@@ -63,3 +66,46 @@ class ApiErrorMiddleware:
             exc_info=exception,
         )
         return json_error(internal_error())
+
+
+# The JSON API: its requests carry a Bearer key or a license key, never a session or a CSRF
+# cookie. Swagger UI (/api/docs/) and the OpenAPI document are pages and keep every middleware.
+API_PREFIX = "/api/v1/"
+_site_only_inner = threading.local()
+
+
+class SiteOnlyEnd:
+    """Marks the end of the site's own middleware (``SiteOnlyStart`` to here in
+    ``MIDDLEWARE``): sessions, CSRF, authentication, messages and the admin's login throttle.
+    It hands what follows it (the view) to the ``SiteOnlyStart`` that Django builds next, and
+    otherwise passes every request on."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        # Django builds the chain from the innermost middleware out, in one thread.
+        _site_only_inner.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+
+class SiteOnlyStart:
+    """Sends requests under ``API_PREFIX`` straight past the site's middleware to the view:
+    an API request has no session to load, no messages, no CSRF cookie, no Django user and no
+    admin login to throttle, and those five layers were a large part of the API's cheapest
+    answers. Their entries stay in ``MIDDLEWARE``, in the order Django asks for, so every
+    other page (the admin above all) and Django's system checks see them as before. Their
+    view hook (CSRF's) still runs for every view: the API's views are exempt, as before."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        inner = getattr(_site_only_inner, "get_response", None)
+        if inner is None:
+            raise ImproperlyConfigured("SiteOnlyEnd must follow SiteOnlyStart in MIDDLEWARE")
+        del _site_only_inner.get_response
+        self.api_response = inner
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(API_PREFIX):
+            return self.api_response(request)
+        return self.get_response(request)

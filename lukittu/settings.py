@@ -63,16 +63,21 @@ MIDDLEWARE = [
     # Right after SecurityMiddleware (its HTTPS redirect and headers still apply): the admin's
     # and Swagger UI's files are answered here, before sessions and the API's middleware.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Content-Length on every answer, and X-Frame-Options: both apply to the API too.
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "lukittu.middleware.ApiErrorMiddleware",
+    # From here to SiteOnlyEnd: the site's (the admin's) middleware, which requests under
+    # /api/v1/ go straight past (lukittu/middleware.py says why).
+    "lukittu.middleware.SiteOnlyStart",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "lukittu.middleware.ApiErrorMiddleware",
-    # Last, as django-axes asks: it turns a lockout flagged during authentication into the
-    # lockout response.
+    # Last of the site's, as django-axes asks: it turns a lockout flagged during
+    # authentication into the lockout response.
     "axes.middleware.AxesMiddleware",
+    "lukittu.middleware.SiteOnlyEnd",
 ]
 
 ROOT_URLCONF = "lukittu.urls"

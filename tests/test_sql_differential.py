@@ -362,3 +362,39 @@ def test_get_release_reads_as_the_orm_reads_it_edge_values(world):
     [(link_id, license_id)] = row[-1]
     link = ReleaseLicense.objects.get(release=release)
     assert (link_id, uuid.UUID(license_id)) == (link.pk, world.licenses[1].pk)
+
+
+# --- The team's active webhook endpoints (every write asks) ------------------------------------
+
+
+def test_active_endpoints_read_as_the_orm_reads_them(world, outsider):
+    from webhooks.events import active_endpoints
+    from webhooks.models import WebhookEndpoint
+
+    assert active_endpoints(world.team) == []
+    stamp = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=ELSEWHERE)
+    made = [
+        WebhookEndpoint.objects.create(
+            team=world.team,
+            url=f"https://hooks.example.com/{n}",
+            events=["release.updated", "ünïcode"] if n else [],
+            active=n != 1,
+            secret=f"whsec_{n}",
+            previous_secret="whsec_old" if n == 2 else "",
+            previous_secret_expires_at=stamp if n == 2 else None,
+            failing_since=stamp if n == 3 else None,
+            disabled_reason="Zeitüberschreitung" if n == 3 else "",
+        )
+        for n in range(4)
+    ]
+    WebhookEndpoint.objects.create(team=outsider.team, url="https://x.example.com", secret="s")
+    # Two with one creation time: the id decides, as the ORM's ordering says.
+    WebhookEndpoint.objects.filter(pk__in=[made[2].pk, made[3].pk]).update(created_at=stamp)
+
+    expected = list(WebhookEndpoint.objects.filter(team=world.team, active=True))
+    found = active_endpoints(world.team)
+
+    assert [values_of(endpoint) for endpoint in found] == [values_of(e) for e in expected]
+    assert len(found) == 3 and found[0].events == []
+    by_url = {endpoint.url: endpoint for endpoint in found}
+    assert by_url["https://hooks.example.com/2"].previous_secret_expires_at == stamp

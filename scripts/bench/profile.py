@@ -1,7 +1,7 @@
-"""``make profile ROW=<n>``: the row's servers run under py-spy, which samples every worker's
-threads while they are not idle, and the functions where the CPU went are printed when each
-server stops (the whole samples stay in the folder, one collapsed-stack file a worker, for a
-flame graph: ``flamegraph.pl``, speedscope or inferno read them)."""
+"""``make profile ROW=<n>``: the row's servers run under py-spy, which samples whichever thread
+of each worker holds the GIL, and the functions where the CPU went are printed when each
+server stops (the samples stay in the folder, one collapsed-stack file a server, for a flame
+graph: ``flamegraph.pl``, speedscope or inferno read them)."""
 
 from __future__ import annotations
 
@@ -37,19 +37,20 @@ def profiled(server: Server, folder: Path | None) -> Iterator[None]:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    recorders = []
-    for pid in server.worker_pids():
-        output = folder / f"{server.name.replace(' ', '-')}-{pid}.txt"
-        command = [py_spy(), "record", "--pid", str(pid), "--rate", str(RATE)]
-        command += ["--format", "raw", "--nolineno", "--output", str(output)]
-        recorders.append(
-            (
-                output,
-                subprocess.Popen(  # noqa: S603  (our own tool, no shell)
-                    command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                ),
-            )
+    output = folder / f"{server.name.replace(' ', '-')}.txt"
+    # The master and, with --subprocesses, every worker it forks (a recycled worker's
+    # replacement too). --gil: only the thread running Python is sampled, so waits (on the
+    # database, a lock, the poller) are left out and the samples say where the CPU went.
+    command = [py_spy(), "record", "--pid", str(server.process.pid), "--subprocesses", "--gil"]
+    command += ["--rate", str(RATE), "--format", "raw", "--nolineno", "--output", str(output)]
+    recorders = [
+        (
+            output,
+            subprocess.Popen(  # noqa: S603  (our own tool, no shell)
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ),
         )
+    ]
     try:
         yield
     finally:
@@ -74,22 +75,28 @@ def stacks(paths: list[Path]) -> Iterator[tuple[list[str], int]]:
                 yield frames.split(";")[1:], int(count)
 
 
+# Where the service's own code lives: the "total" list shows only these functions.
+OWN_CODE = ("(lukittu/", "(releases/", "(teams/", "(delivery/", "(webhooks/")
+
+
 def summary(name: str, paths: list[Path], top: int = TOP) -> str:
-    """The functions that were on the stack in most samples (total) and those that were
-    running themselves (self), each as a share of every sample taken."""
+    """The service's functions that were on the stack in most samples (total), and the
+    functions of any code that were running themselves (self), each as a share of every
+    sample taken."""
     total: Counter[str] = Counter()
     own: Counter[str] = Counter()
     samples = 0
     for frames, count in stacks(paths):
         samples += count
         for frame in set(frames):
-            total[frame] += count
+            if any(package in frame for package in OWN_CODE):
+                total[frame] += count
         if frames:
             own[frames[-1]] += count
     if not samples:
         return f"\n## Profile of {name}: no samples ({', '.join(map(str, paths)) or 'no file'})"
     lines = [f"\n## Profile of {name}: {samples} samples at {RATE}/s, files in {paths[0].parent}"]
-    for title, counter in (("total (on the stack)", total), ("self (running)", own)):
+    for title, counter in (("total (the service's code)", total), ("self (any code)", own)):
         lines.append(f"  top {top} by {title}:")
         lines += [
             f"  {100 * count / samples:5.1f}%  {frame}" for frame, count in counter.most_common(top)

@@ -29,7 +29,7 @@ def measure(bench: Bench, world: World, rounds: int) -> None:
 
         def release_vs_bare() -> tuple[str, str, float]:
             probes = {"one release": read, "bare 404": BARE}
-            results, opened = rates_compared(server.url, probes, rounds)
+            results, opened = rates_compared(server.url, probes, rounds, server.process.pid)
             # READ_CLIENTS per run, plus one each time a recycled worker (gunicorn's
             # max_requests) or the keep-alive timeout closed a connection.
             print(f"  connections opened: {opened} for {2 * rounds} runs of {READ_CLIENTS}")

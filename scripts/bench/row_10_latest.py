@@ -29,7 +29,9 @@ def measure(bench: Bench, world: World, rounds: int) -> None:
     with bench.server("latest", s3_endpoint=None, workers=2, threads=4) as server:
 
         def latest_vs_bare() -> tuple[str, str, float]:
-            results, _ = rates_compared(server.url, {"latest": latest, "bare 404": BARE}, rounds)
+            results, _ = rates_compared(
+                server.url, {"latest": latest, "bare 404": BARE}, rounds, server.process.pid
+            )
             a, b = median(results["latest"]), median(results["bare 404"])
             return f"{a:.0f} req/s", f"{b:.0f} req/s", a / b
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import shutil
 import statistics
 import threading
@@ -348,27 +349,60 @@ def asks_of(probe: Probe | list[Ask]) -> list[Ask]:
     return [Ask("GET", path, headers, expected)]
 
 
+def _times(pid: int) -> list[int]:
+    """utime, stime, cutime, cstime of ``pid`` in clock ticks (fields 14 to 17 of its stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return [0, 0, 0, 0]
+    return [int(value) for value in fields[11:15]]
+
+
+def server_cpu_seconds(master: int) -> float:
+    """CPU time used by a gunicorn server's workers, past and present: those still running,
+    plus those that exited (the master's reaped children)."""
+    from scripts.bench.harness import children_of
+
+    _, _, reaped_user, reaped_system = _times(master)
+    running = sum(sum(_times(pid)[:2]) for pid in children_of(master))
+    return (reaped_user + reaped_system + running) / os.sysconf("SC_CLK_TCK")
+
+
 def rates_compared(
-    base: str, probes: dict[str, Probe | list[Ask]], rounds: int
+    base: str,
+    probes: dict[str, Probe | list[Ask]],
+    rounds: int,
+    server_pid: int | None = None,
+    requests: int = READ_REQUESTS,
 ) -> tuple[dict[str, list[float]], int]:
-    """Requests per second of each probe, ``rounds`` runs of READ_REQUESTS each, the probes in
-    turn (the order reversed every other round) after a warm-up of each, printed by name; and
-    how many connections the clients opened."""
+    """Requests per second of each probe, ``rounds`` runs of ``requests`` each, the probes in
+    turn (the order reversed every other round) after a warm-up of each, printed by name
+    (with the server's CPU time per request, given its master's pid); and how many
+    connections the clients opened."""
     asks = {name: asks_of(probe) for name, probe in probes.items()}
     # Every worker thread has imported, connected and answered each path first.
     for each in asks.values():
         requests_per_second(base, each, READ_WARM_UP)
     results: dict[str, list[float]] = {name: [] for name in probes}
+    cpu: dict[str, list[float]] = {name: [] for name in probes}
     opened = 0
     order = list(asks.items())
     for number in range(rounds):
         for name, each in order if number % 2 == 0 else order[::-1]:
-            rate, connections = requests_per_second(base, each, READ_REQUESTS)
+            used = server_cpu_seconds(server_pid) if server_pid else 0.0
+            rate, connections = requests_per_second(base, each, requests)
+            if server_pid:
+                cpu[name].append((server_cpu_seconds(server_pid) - used) / requests)
             results[name].append(rate)
             opened += connections
     for name, values in results.items():
+        server_cpu = (
+            f" (server CPU {statistics.median(cpu[name]) * 1000:.1f} ms a request)"
+            if server_pid
+            else ""
+        )
         print(
-            f"  {name}: median {statistics.median(values):.0f} req/s of {len(values)}: "
-            + ", ".join(f"{value:.0f}" for value in values)
+            f"  {name}: median {statistics.median(values):.0f} req/s of {len(values)}"
+            f"{server_cpu}: " + ", ".join(f"{value:.0f}" for value in values)
         )
     return results, opened
