@@ -565,7 +565,9 @@ def demo(transactional_db: None, tmp_path: Path) -> Iterator[tuple[dict, LiveSer
     """The demo team as `make run` seeds it, and a server that prefills Swagger UI with it
     (DEMO_SUMMARY_FILE, which needs DEBUG)."""
     summary_file = tmp_path / "demo.json"
-    call_command("seed_demo", "--reuse", str(summary_file), "--json", stdout=io.StringIO())
+    call_command(
+        "seed_demo", "--reuse", str(summary_file), "--try-it-out", "--json", stdout=io.StringIO()
+    )
     extra_env = {"DEBUG": "true", "DEMO_SUMMARY_FILE": str(summary_file)}
     with live_server(tmp_path, threads=4, extra_env=extra_env) as running:
         yield json.loads(summary_file.read_text()), running
