@@ -51,10 +51,11 @@ TRY_IT_OUT_BRANCH = "try-it-out"
 TRY_IT_OUT_VERSION = "0.0.1-try"
 
 
-def ensure_try_it_out(team: Team) -> None:
+def ensure_try_it_out(*, team_id: str) -> None:
     """The "Try It Out" product with its branch and release, and the empty one, each made
     again if a delete removed it: what Swagger UI's prefilled deletes target. Apart from Demo
     App, so trying a delete never touches what the README's examples use."""
+    team = Team.objects.get(pk=team_id)
     product = _product_named(team, TRY_IT_OUT)
     Branch.objects.get_or_create(product=product, name=TRY_IT_OUT_BRANCH)
     if not Release.objects.filter(product=product, version=TRY_IT_OUT_VERSION).exists():

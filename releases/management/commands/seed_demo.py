@@ -26,7 +26,7 @@ from releases.services import Actor, ReleaseChanges, release_update
 from releases.uploads import upload_from_bytes
 from teams.authentication import key_for
 from teams.keys import key_pair_for, public_key_base64
-from teams.models import License, Team
+from teams.models import License
 from teams.services import api_key_create, license_create, team_create
 
 
@@ -85,7 +85,7 @@ class Command(BaseCommand):
                 reuse.write_text(json.dumps(summary))
                 reuse.chmod(0o600)
         if options["try_it_out"]:
-            ensure_try_it_out(Team.objects.get(pk=summary["teamId"]))
+            ensure_try_it_out(team_id=summary["teamId"])
         if reuse:
             # A build to upload in the README's examples (`-F file=@var/demo-app.jar`).
             (reuse.parent / "demo-app.jar").write_bytes(demo_jar())
