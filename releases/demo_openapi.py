@@ -244,10 +244,13 @@ class DemoPrefills:
             "licenseIds": [],
         }
 
-    def _release_as_is(self) -> dict[str, Any]:
+    def _release_as_is(self) -> dict[str, Any] | None:
         """The demo release's update body with every field as stored now: sending it changes
-        nothing but the audit log and ``updatedAt``."""
-        release = Release.objects.get(pk=self.release_id)
+        nothing but the audit log and ``updatedAt``. None once the release is deleted (the
+        generic example stays)."""
+        release = Release.objects.filter(pk=self.release_id).first()
+        if release is None:
+            return None
         return {
             "version": release.version,
             "productId": str(release.product_id),
@@ -284,14 +287,18 @@ class DemoPrefills:
             "getBranch": lambda: self.team_only(**branch),
             "updateBranch": lambda: Prefill(
                 {"teamId": str(self.team.pk), **branch},
-                body={"name": Branch.objects.get(pk=self.branch_id).name},
+                body=self._branch_as_is(),
             ),
             "deleteBranch": lambda: self.made("branch", self.made_branch, "Create Branch"),
         }
 
-    def _product_as_is(self) -> dict[str, Any]:
-        product = Product.objects.get(pk=self.product_id)
-        return {"name": product.name, "url": product.url}
+    def _product_as_is(self) -> dict[str, Any] | None:
+        product = Product.objects.filter(pk=self.product_id).first()
+        return {"name": product.name, "url": product.url} if product else None
+
+    def _branch_as_is(self) -> dict[str, Any] | None:
+        branch = Branch.objects.filter(pk=self.branch_id).first()
+        return {"name": branch.name} if branch else None
 
     # --- Webhooks -------------------------------------------------------------------------------
 

@@ -247,3 +247,15 @@ def test_the_webhook_operations_work_once_a_webhook_is_made(demo, client, settin
     assert redelivered in (200, 201, 202)
     assert deleted == 200
     assert "make a webhook first" in operations(before)["getWebhook"][2]["description"]
+
+
+def test_a_deleted_demo_release_leaves_the_generic_example(demo, client):
+    """Deleted some other way (the README's examples delete releases), the demo release is no
+    longer prefilled; the document is still served."""
+    release = Release.objects.get(pk=demo["releases"][1]["id"])
+    release.metadata.all().delete()
+    release.delete()
+
+    _, _, body = prefilled_request(document(client), "updateRelease")
+
+    assert body["version"] == "1.2.0"  # the document's own example
