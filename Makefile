@@ -53,7 +53,7 @@ migrate: install-run .env
 # the server answers, so its last line, the export line, is the last thing on the screen.
 # DEMO_SUMMARY_FILE prefills Swagger UI's Try it out with the demo team's ids.
 run: migrate
-	@umask 077 && $(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) \
+	@umask 077 && $(RUN_ENV) $(BIN)/python manage.py seed_demo --reuse $(DEMO) --try-it-out \
 		--base-url http://$(HOST):$(PORT) > var/demo.txt
 	@$(RUN_ENV) $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
 	$(BIN)/python scripts/print_when_ready.py http://$(HOST):$(PORT)/healthz var/demo.txt & \

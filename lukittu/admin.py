@@ -25,8 +25,8 @@ from lukittu.views import client_ip
 from teams.models import MEGABYTE, AuditLog
 from teams.services import Actor
 
-# The service has no web site of its own; "View site" leads operators to the API docs.
-admin.site.site_url = reverse_lazy("docs")
+# "View site" leads operators to the page at / (the API docs, the documentation, the probes).
+admin.site.site_url = reverse_lazy("home")
 # The changelists need the whole width: with the app list beside them, the wider ones (the
 # releases, the audit log) scroll sideways at 1400 px. The app list stays on the admin index.
 admin.site.enable_nav_sidebar = False

@@ -9,9 +9,11 @@ as it comes:
 - an update sends the object as it is now (read when the page loads), so it renames nothing,
   and a release keeps its version, status and place as latest;
 - a create sends a name or version made for this page load, so it does not collide;
-- a delete, a redelivery or a webhook's own operations target the newest object made after
-  the demo was seeded (make one with the create operation, then reload the page), never a
-  seeded one; until there is one, the generic example id stays (the answer is a 404).
+- a delete targets the newest object made after the demo was seeded (with Try it out on the
+  create operation, say), else the "Try It Out" product's own release, branch or the product
+  itself (``ensure_try_it_out``, which ``make run`` calls): never the demo's other objects;
+- a webhook's own operations and a redelivery target the newest webhook and delivery made
+  (the demo has none: make one with Create Webhook and Test Webhook, then reload the page).
 
 The API key is never put in the document: "Authorize" takes the one ``make run`` printed.
 """
@@ -40,6 +42,32 @@ logger = logging.getLogger("lukittu.demo")
 # The webhook a create prefills: the discard port, so a test event is refused at once (the
 # delivery log shows the failed attempt) and nothing leaves the machine.
 DEMO_WEBHOOK_URL = "http://127.0.0.1:9/demo-receiver"
+# The demo team's product for trying deletes, with a branch and a draft release of its own,
+# and an empty one for Delete Product (a product's releases protect it; deleting "Try It Out"
+# itself would take its branch along before Delete Branch is tried).
+TRY_IT_OUT = "Try It Out"
+TRY_IT_OUT_EMPTY = "Try It Out (empty)"
+TRY_IT_OUT_BRANCH = "try-it-out"
+TRY_IT_OUT_VERSION = "0.0.1-try"
+
+
+def ensure_try_it_out(*, team_id: str) -> None:
+    """The "Try It Out" product with its branch and release, and the empty one, each made
+    again if a delete removed it: what Swagger UI's prefilled deletes target. Apart from Demo
+    App, so trying a delete never touches what the README's examples use."""
+    team = Team.objects.get(pk=team_id)
+    product = _product_named(team, TRY_IT_OUT)
+    Branch.objects.get_or_create(product=product, name=TRY_IT_OUT_BRANCH)
+    if not Release.objects.filter(product=product, version=TRY_IT_OUT_VERSION).exists():
+        Release.objects.create(
+            team=team, product=product, version=TRY_IT_OUT_VERSION, status="DRAFT"
+        )
+    _product_named(team, TRY_IT_OUT_EMPTY)
+
+
+def _product_named(team: Team, name: str) -> Product:
+    product = Product.objects.filter(team=team, name=name).order_by("created_at").first()
+    return product or Product.objects.create(team=team, name=name)
 
 
 @dataclass
@@ -141,14 +169,19 @@ class DemoPrefills:
         self.product_id = product["id"]
         self.branch_id = product["branches"][0]["id"]
         self.release_id = summary["releases"][1]["id"]
+        # Creates go to "Try It Out" (while it exists), so Demo App stays as the README has it.
+        try_it_out = Product.objects.filter(team=team, name=TRY_IT_OUT).first()
+        self.scratch_product_id = str(try_it_out.pk) if try_it_out else self.product_id
         seeded_releases = {item["id"] for item in summary["releases"]}
         seeded_products = {item["id"] for item in summary["products"]}
         seeded_branches = {b["id"] for item in summary["products"] for b in item["branches"]}
         self.made_release = _newest_id(
             Release.objects.filter(team=team).exclude(pk__in=seeded_releases)
         )
-        self.made_product = _newest_id(
-            Product.objects.filter(team=team).exclude(pk__in=seeded_products)
+        # One without releases first: they protect a product from deletion (409).
+        made_products = Product.objects.filter(team=team).exclude(pk__in=seeded_products)
+        self.made_product = _newest_id(made_products.filter(releases__isnull=True)) or _newest_id(
+            made_products
         )
         self.made_branch = _newest_id(
             Branch.objects.filter(product__team=team).exclude(pk__in=seeded_branches)
@@ -168,14 +201,20 @@ class DemoPrefills:
         return Prefill({"teamId": str(self.team.pk), **parameters})
 
     def made(self, kind: str, object_id: str | None, name: str, **parameters: Any) -> Prefill:
-        """A write on an object made after the seed: never a seeded one."""
+        """A write on an object made after the seed (the "Try It Out" ones included): never
+        one of the demo's others."""
         if object_id is None:
             return Prefill(
                 {"teamId": str(self.team.pk), **parameters},
                 note=f"*Demo:* make a {kind} first (Try it out on {name}), then reload this "
                 f"page: its id is prefilled here. The demo's own {kind}s are left alone.",
             )
-        return self.team_only(**parameters, **{f"{kind}Id": object_id})
+        return Prefill(
+            {"teamId": str(self.team.pk), **parameters, f"{kind}Id": object_id},
+            note=f"*Demo:* prefilled with the newest {kind} made after the demo was seeded "
+            f"({TRY_IT_OUT!r}'s, until you make one); the next `make run` makes those "
+            "again.",
+        )
 
     # --- Releases -------------------------------------------------------------------------------
 
@@ -196,7 +235,7 @@ class DemoPrefills:
     def _new_release(self) -> dict[str, Any]:
         return {
             "version": f"0.0.1-try.{self.stamp}",
-            "productId": self.product_id,
+            "productId": self.scratch_product_id,
             "status": "DRAFT",
             "setAsLatest": False,
             "keepExistingFile": True,
@@ -205,10 +244,13 @@ class DemoPrefills:
             "licenseIds": [],
         }
 
-    def _release_as_is(self) -> dict[str, Any]:
+    def _release_as_is(self) -> dict[str, Any] | None:
         """The demo release's update body with every field as stored now: sending it changes
-        nothing but the audit log and ``updatedAt``."""
-        release = Release.objects.get(pk=self.release_id)
+        nothing but the audit log and ``updatedAt``. None once the release is deleted (the
+        generic example stays)."""
+        release = Release.objects.filter(pk=self.release_id).first()
+        if release is None:
+            return None
         return {
             "version": release.version,
             "productId": str(release.product_id),
@@ -239,19 +281,24 @@ class DemoPrefills:
             "deleteProduct": lambda: self.made("product", self.made_product, "Create Product"),
             "listBranches": lambda: self.team_only(**product),
             "createBranch": lambda: Prefill(
-                {"teamId": str(self.team.pk), **product}, body={"name": f"try-{self.stamp}"}
+                {"teamId": str(self.team.pk), "productId": self.scratch_product_id},
+                body={"name": f"try-{self.stamp}"},
             ),
             "getBranch": lambda: self.team_only(**branch),
             "updateBranch": lambda: Prefill(
                 {"teamId": str(self.team.pk), **branch},
-                body={"name": Branch.objects.get(pk=self.branch_id).name},
+                body=self._branch_as_is(),
             ),
             "deleteBranch": lambda: self.made("branch", self.made_branch, "Create Branch"),
         }
 
-    def _product_as_is(self) -> dict[str, Any]:
-        product = Product.objects.get(pk=self.product_id)
-        return {"name": product.name, "url": product.url}
+    def _product_as_is(self) -> dict[str, Any] | None:
+        product = Product.objects.filter(pk=self.product_id).first()
+        return {"name": product.name, "url": product.url} if product else None
+
+    def _branch_as_is(self) -> dict[str, Any] | None:
+        branch = Branch.objects.filter(pk=self.branch_id).first()
+        return {"name": branch.name} if branch else None
 
     # --- Webhooks -------------------------------------------------------------------------------
 
@@ -275,7 +322,7 @@ class DemoPrefills:
             "listWebhooks": lambda: self.team_only(),
             "createWebhook": lambda: Prefill(
                 {"teamId": str(self.team.pk)},
-                body={"url": DEMO_WEBHOOK_URL, "events": ["release.updated"], "active": True},
+                body={"url": DEMO_WEBHOOK_URL, "events": ["release.deleted"], "active": True},
             ),
             "getWebhook": on_webhook,
             "updateWebhook": lambda: self._webhook_as_is(on_webhook()),

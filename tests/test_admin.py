@@ -277,9 +277,9 @@ def test_a_suspended_license_shows_the_red_icon(staff, world):
     assert '<th scope="col" class="column-active">' in page
 
 
-def test_view_site_leads_to_the_api_docs(staff):
+def test_view_site_leads_to_the_page_at_the_root(staff):
     page = staff.get("/admin/").content.decode()
-    assert '<a href="/api/docs/">View site</a>' in page
+    assert '<a href="/">View site</a>' in page
 
 
 LONGEST_UNBROKEN = 32  # characters a cell may hold without a space, e.g. a key prefix (28)

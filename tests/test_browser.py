@@ -1,6 +1,9 @@
 """What an operator does in a real browser against gunicorn: sign in to the admin, find a
 release and download its file, create an API key and revoke it (and see both in the audit
-log), fail to move a product to another team, and update a release from Swagger UI.
+log and the key's history), confirm or take back the actions that cannot be undone, fail to
+move a product to another team, read the delivery log on a 1280 px screen, and update a
+release from Swagger UI; and what a newcomer does after `make run`: open / and follow its
+links, and use Swagger UI's Try it out as it comes, prefilled for the demo team.
 
 One Chromium serves the whole module; each test has a gunicorn of its own, since emptying the
 database between tests recreates rows (content types) that a server process keeps cached. On a
@@ -8,14 +11,18 @@ failure, the screenshot and HTML of the page are kept in the test's temporary fo
 paths printed."""
 
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -23,7 +30,7 @@ from selenium.webdriver.support.ui import Select
 
 from delivery.models import Download, Seat, hwid_digest
 from releases.models import Product, Release, ReleaseFile
-from teams.models import ApiKey, AuditLog, Team
+from teams.models import ApiKey, AuditLog, License, Team
 from tests.browser import (
     NOT_INSTALLED,
     admin_login,
@@ -40,6 +47,9 @@ from tests.browser import (
 from tests.conftest import World
 from tests.helpers import make_download, make_jar, release_url, releases_url, update_data
 from tests.live import LiveServer, live_server
+from tests.test_webhooks_helpers import make_endpoint
+from webhooks.events import emit
+from webhooks.models import WebhookAttempt, WebhookDelivery
 
 pytestmark = pytest.mark.skipif(NOT_INSTALLED is not None, reason=NOT_INSTALLED or "")
 
@@ -177,12 +187,18 @@ def create_api_key(driver: WebDriver, server: LiveServer, team: Team, name: str)
     return message.rsplit(" ", 1)[-1]
 
 
-def revoke_api_key(driver: WebDriver, server: LiveServer, key: ApiKey) -> None:
-    """Tick the key in the list and run the "Revoke" action."""
-    driver.get(f"{server.url}/admin/teams/apikey/")
-    click(driver, f"#result_list input.action-select[value='{key.pk}']")
-    Select(shown(driver, "select[name=action]")).select_by_value("revoke")
+def run_action(driver: WebDriver, server: LiveServer, changelist: str, pk: Any, action: str):
+    """Tick the row in the list and run the action."""
+    driver.get(f"{server.url}/admin/{changelist}/")
+    click(driver, f"#result_list input.action-select[value='{pk}']")
+    Select(shown(driver, "select[name=action]")).select_by_value(action)
     click(driver, "button[name=index]")
+
+
+def revoke_api_key(driver: WebDriver, server: LiveServer, key: ApiKey) -> None:
+    """Tick the key in the list, run the "Revoke" action and confirm it."""
+    run_action(driver, server, "teams/apikey", key.pk, "revoke")
+    click(driver, "#confirm-action input[type=submit]")
     until(
         driver,
         lambda: any(
@@ -389,3 +405,229 @@ def test_nothing_is_cut_off_at_1400_pixels(transactional_db, world, server, sign
             ".map(e => e.outerHTML.slice(0, 80))"
         )
         assert cut == [], f"{page_path}: cut off inside the page: {cut}"
+
+
+# --- The admin: history, confirmations, the delivery log ---------------------------------------
+
+
+def test_history_opens_the_audit_trail(transactional_db, world, server, signed_in):
+    driver = signed_in
+    upload(server, world, make_jar())  # a write through the API, with the team's key
+    create_api_key(driver, server, world.team, "with history")
+    key = ApiKey.objects.get(team=world.team, name="with history")
+    revoke_api_key(driver, server, key)
+
+    trails = {}
+    for change_page in (
+        f"releases/release/{world.release.pk}/change/",
+        f"teams/apikey/{key.pk}/change/",
+    ):
+        driver.get(f"{server.url}/admin/{change_page}")
+        click(driver, "a.historylink")
+        shown(driver, "#change-history")
+        trails[change_page.split("/")[1]] = [
+            (
+                row.find_element(By.CSS_SELECTOR, ".field-actor").text,
+                row.find_element(By.CSS_SELECTOR, ".field-action").text,
+            )
+            for row in driver.find_elements(By.CSS_SELECTOR, "#change-history tbody tr")
+        ]
+
+    team_key = ApiKey.objects.get(team=world.team, name="tests")
+    operator = f"operator:{OPERATOR}"
+    assert trails == {
+        "release": [(team_key.prefix, "release.update")],
+        "apikey": [(operator, "api_key.revoke"), (operator, "api_key.create")],
+    }
+
+
+def test_irreversible_actions_ask_first_and_can_be_taken_back(
+    transactional_db, world, server, signed_in
+):
+    driver = signed_in
+    key = ApiKey.objects.get(team=world.team)
+    license = world.licenses[0]
+    asked = {}
+
+    def state() -> tuple:
+        return (
+            ApiKey.objects.get(pk=key.pk).revoked_at,
+            License.objects.get(pk=license.pk).suspended,
+            Team.objects.get(pk=world.team.pk).deleted_at,
+            AuditLog.objects.count(),
+        )
+
+    for changelist, pk, action in (
+        ("teams/apikey", key.pk, "revoke"),
+        ("teams/license", license.pk, "suspend"),
+        ("teams/team", world.team.pk, "soft_delete"),
+    ):
+        # Asked, and taken back: nothing changes.
+        before = state()
+        run_action(driver, server, changelist, pk, action)
+        asked[action] = shown(driver, "#content h1").text
+        click(driver, "#confirm-action a.cancel-link")
+        shown(driver, "#result_list")
+        assert state() == before, action
+        # Asked again, and confirmed.
+        run_action(driver, server, changelist, pk, action)
+        click(driver, "#confirm-action input[type=submit]")
+        shown(driver, ".messagelist li.info, .messagelist li.success")
+
+    assert asked == {
+        "revoke": "Revoke these API keys?",
+        "suspend": "Suspend these licenses?",
+        "soft_delete": "Delete these teams?",
+    }
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    assert License.objects.get(pk=license.pk).suspended
+    assert Team.objects.get(pk=world.team.pk).deleted_at is not None
+
+
+def test_the_delivery_log_fits_1280_pixels(transactional_db, world, server, signed_in):
+    driver = signed_in
+    long_url = "https://hooks.example.com/" + "deliveries/of-a-long-path/" * 6
+    make_endpoint(world.team, long_url)
+    error = "ConnectError: " + "the name did not resolve, and the message goes on " * 4
+    for number in range(3):
+        emit(world.team, "release.updated", {"id": str(number)})
+    for delivery in WebhookDelivery.objects.all():
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=1,
+            url=long_url,
+            attempted_at=timezone.now(),
+            duration_ms=10_000,
+            status_code=None,
+            error=error,
+        )
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            attempt_count=1, last_error=error, last_status_code=None
+        )
+
+    driver.set_window_size(1280, 1000)
+    try:
+        driver.get(f"{server.url}/admin/webhooks/webhookdelivery/")
+        results = shown(driver, "#changelist .results")
+        widths = driver.execute_script(
+            "return [arguments[0].scrollWidth, arguments[0].clientWidth,"
+            " document.documentElement.scrollWidth, window.innerWidth, window.outerWidth]",
+            results,
+        )
+        rows = driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+        sent_to = rows[0].find_element(By.CSS_SELECTOR, ".field-sent_to span")
+        hover = sent_to.get_attribute("title")
+    finally:
+        driver.set_window_size(1400, 1000)
+
+    table, visible, page, window, outer = widths
+    assert outer == 1280
+    assert len(rows) == 3
+    assert table <= visible, f"the list scrolls sideways ({widths})"
+    assert page <= window, f"the page is wider than the window ({widths})"
+    assert hover == long_url  # the whole URL on hover
+
+
+# --- A first run: the page at /, and Swagger UI prefilled for the demo team ---------------------
+
+
+def test_the_root_page_leads_to_the_api_docs_the_admin_and_the_probes(
+    transactional_db, server, driver
+):
+    driver.get(f"{server.url}/")
+    heading = shown(driver, "h1").text
+    links = {
+        a.text: a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#links a")
+    }
+    # Everything the page loaded came from the service itself (no CDN).
+    loaded = driver.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    click(driver, "#links a[href='/api/docs/']")
+    title = shown(driver, ".swagger-ui .info .title").text
+    driver.back()
+    click(driver, "#links a[href='/admin/']")
+    shown(driver, "#login-form")
+    driver.get(f"{server.url}/")
+    click(driver, "#links a[href='/readyz']")
+    readiness = json.loads(shown(driver, "body").text)
+
+    assert heading == "Lukittu-compatible release service"
+    assert {"API docs", "Admin", "/healthz", "/readyz"} <= set(links)
+    assert all(url.startswith(server.url) for url in links.values())
+    assert all(url.startswith(server.url) for url in loaded), loaded
+    assert title.startswith("Lukittu-compatible release service")
+    assert readiness["status"] == "ok"
+
+
+@pytest.fixture
+def demo(transactional_db: None, tmp_path: Path) -> Iterator[tuple[dict, LiveServer]]:
+    """The demo team as `make run` seeds it, and a server that prefills Swagger UI with it
+    (DEMO_SUMMARY_FILE, which needs DEBUG)."""
+    summary_file = tmp_path / "demo.json"
+    call_command(
+        "seed_demo", "--reuse", str(summary_file), "--try-it-out", "--json", stdout=io.StringIO()
+    )
+    extra_env = {"DEBUG": "true", "DEMO_SUMMARY_FILE": str(summary_file)}
+    with live_server(tmp_path, threads=4, extra_env=extra_env) as running:
+        yield json.loads(summary_file.read_text()), running
+
+
+def try_it_out(driver: WebDriver, operation_id: str) -> tuple[str, str, dict[str, str]]:
+    """Open the operation, "Try it out", execute it as it comes: its status, its answer and
+    the values its parameters were prefilled with."""
+    operation = f"div.opblock[id$='-{operation_id}']"
+    click(driver, f"{operation} .opblock-summary-control")
+    click(driver, f"{operation} .try-out__btn")
+    prefilled = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, f"{operation} tr[data-param-name]"):
+        for field in row.find_elements(By.CSS_SELECTOR, "input"):
+            prefilled[row.get_attribute("data-param-name")] = field.get_attribute("value")
+    click(driver, f"{operation} button.execute")
+    status = until(
+        driver,
+        lambda: "".join(
+            cell.text
+            for cell in driver.find_elements(
+                By.CSS_SELECTOR,
+                f"{operation} .live-responses-table tr.response .response-col_status",
+            )
+        ),
+        f"no response to {operation_id} in Swagger UI",
+    )
+    body = driver.find_element(
+        By.CSS_SELECTOR, f"{operation} .live-responses-table tr.response .response-col_description"
+    ).text
+    return status, body, prefilled
+
+
+def test_swagger_ui_try_it_out_works_as_it_comes_for_the_demo_team(demo, driver):
+    summary, server = demo
+    demo_release = Release.objects.get(pk=summary["releases"][1]["id"])
+    before = (demo_release.version, demo_release.status, demo_release.latest)
+    latest_before = set(Release.objects.filter(latest=True).values_list("pk", flat=True))
+    driver.get(f"{server.url}/api/docs/")
+
+    # Authorize with the key `make run` printed, then close the dialog.
+    click(driver, ".swagger-ui .btn.authorize")
+    replace_text(shown(driver, ".modal-ux #auth-bearer-value"), summary["apiKey"])
+    click(driver, ".modal-ux .auth-btn-wrapper .btn.authorize")
+    click(driver, ".modal-ux .btn-done")
+    until(driver, lambda: not driver.find_elements(By.CSS_SELECTOR, ".modal-ux"), "dialog open")
+
+    read_status, read_body, read_prefilled = try_it_out(driver, "getRelease")
+    update_status, update_body, _ = try_it_out(driver, "updateRelease")
+
+    assert read_prefilled == {
+        "teamId": summary["teamId"],
+        "releaseId": summary["releases"][1]["id"],
+        "If-None-Match": "",
+    }
+    assert read_status == "200", read_body
+    assert '"version": "1.1.0"' in read_body
+    assert update_status == "200", update_body
+    assert "Release updated" in update_body
+    # Nothing renamed, nothing published, "latest" where it was.
+    demo_release.refresh_from_db()
+    assert (demo_release.version, demo_release.status, demo_release.latest) == before
+    assert set(Release.objects.filter(latest=True).values_list("pk", flat=True)) == latest_before

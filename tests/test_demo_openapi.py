@@ -3,6 +3,7 @@
 demo release changes nothing, and creates do not collide; without it, the document is the
 generic one."""
 
+import io
 import json
 from pathlib import Path
 from urllib.parse import urlencode
@@ -10,14 +11,17 @@ from urllib.parse import urlencode
 import pytest
 from django.core.management import call_command
 
-from releases.models import Release
+from releases.demo_openapi import TRY_IT_OUT
+from releases.models import Branch, Product, Release
 from tests.test_settings_env import GOOD, load_settings
 
 
 @pytest.fixture
 def demo(db, tmp_path: Path, settings) -> dict:
     summary_file = tmp_path / "demo.json"
-    call_command("seed_demo", "--reuse", str(summary_file), "--json", stdout=open("/dev/null", "w"))
+    call_command(
+        "seed_demo", "--reuse", str(summary_file), "--try-it-out", "--json", stdout=io.StringIO()
+    )
     settings.DEMO_SUMMARY_FILE = str(summary_file)
     return json.loads(summary_file.read_text())
 
@@ -143,13 +147,9 @@ def test_the_prefilled_update_follows_the_release_as_it_is_now(demo, client):
     assert (body["version"], body["status"], body["setAsLatest"]) == ("1.1.0", "PUBLISHED", True)
 
 
-def test_prefilled_creates_work_and_deletes_target_only_what_was_made(demo, client):
+def test_a_prefilled_create_then_delete_removes_what_was_made(demo, client):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {demo['apiKey']}"}
     doc = document(client)
-    # Before anything was made, the delete is not prefilled with a demo object.
-    delete_params = prefilled_parameters(doc, operations(doc)["deleteRelease"][2])
-    seeded = {item["id"] for item in demo["releases"]}
-    assert delete_params["releaseId"]["example"] not in seeded
 
     _, url, body = prefilled_request(doc, "createProduct")
     created = client.post(url, data=body, content_type="application/json", **auth)
@@ -174,3 +174,88 @@ def _multipart(fields: dict[str, str]) -> bytes:
         for name, value in fields.items()
     ]
     return ("".join(parts) + "--BOUNDARY--\r\n").encode()
+
+
+def test_every_prefilled_delete_works_as_it_comes_and_spares_the_demo(demo, client, tmp_path):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {demo['apiKey']}"}
+    demo_objects = (
+        {r["id"] for r in demo["releases"]},
+        {p["id"] for p in demo["products"]},
+        {b["id"] for p in demo["products"] for b in p["branches"]},
+    )
+    doc = document(client)  # one page load: the operations in Swagger UI's order
+
+    answers = {}
+    for operation_id in ("deleteRelease", "deleteProduct", "deleteBranch"):
+        _, url, _ = prefilled_request(doc, operation_id)
+        answers[operation_id] = client.delete(url, **auth).status_code
+
+    assert answers == {"deleteRelease": 200, "deleteProduct": 200, "deleteBranch": 200}
+    releases = {str(pk) for pk in Release.objects.values_list("pk", flat=True)}
+    products = {str(pk) for pk in Product.objects.values_list("pk", flat=True)}
+    branches = {str(pk) for pk in Branch.objects.values_list("pk", flat=True)}
+    assert demo_objects[0] <= releases and demo_objects[1] <= products
+    assert demo_objects[2] <= branches
+    # The next `make run` makes them again.
+    call_command(
+        "seed_demo",
+        "--reuse",
+        str(tmp_path / "demo.json"),
+        "--try-it-out",
+        "--json",
+        stdout=io.StringIO(),
+    )
+    assert Release.objects.filter(product__name=TRY_IT_OUT, version="0.0.1-try").count() == 1
+    assert Branch.objects.filter(product__name=TRY_IT_OUT, name="try-it-out").count() == 1
+    assert Product.objects.filter(name=f"{TRY_IT_OUT} (empty)").count() == 1
+
+
+def test_the_webhook_operations_work_once_a_webhook_is_made(demo, client, settings):
+    """The demo has no webhook: Create Webhook as it comes, reload, and each of the webhook's
+    operations works as it comes (a redelivery once a test event made a delivery)."""
+    # As under `make run` (DEBUG): a plain http:// receiver on 127.0.0.1 is allowed.
+    settings.DEBUG = True
+    settings.WEBHOOKS_ALLOW_PRIVATE_DESTINATIONS = True
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {demo['apiKey']}"}
+
+    def call(doc: dict, operation_id: str) -> int:
+        method, url, body = prefilled_request(doc, operation_id)
+        if body is None:
+            return getattr(client, method)(url, **auth).status_code
+        return getattr(client, method)(
+            url, data=body, content_type="application/json", **auth
+        ).status_code
+
+    before = document(client)
+    created = call(before, "createWebhook")
+    after_create = document(client)  # the page reloaded
+    answers = {
+        operation_id: call(after_create, operation_id)
+        for operation_id in (
+            "getWebhook",
+            "updateWebhook",
+            "testWebhook",
+            "rotateWebhookSecret",
+            "listWebhookDeliveries",
+        )
+    }
+    redelivered = call(document(client), "redeliverWebhookDelivery")
+    deleted = call(document(client), "deleteWebhook")
+
+    assert created == 201
+    assert all(status in (200, 201, 202) for status in answers.values()), answers
+    assert redelivered in (200, 201, 202)
+    assert deleted == 200
+    assert "make a webhook first" in operations(before)["getWebhook"][2]["description"]
+
+
+def test_a_deleted_demo_release_leaves_the_generic_example(demo, client):
+    """Deleted some other way (the README's examples delete releases), the demo release is no
+    longer prefilled; the document is still served."""
+    release = Release.objects.get(pk=demo["releases"][1]["id"])
+    release.metadata.all().delete()
+    release.delete()
+
+    _, _, body = prefilled_request(document(client), "updateRelease")
+
+    assert body["version"] == "1.2.0"  # the document's own example

@@ -21,6 +21,7 @@ from lukittu.admin import (
     holds,
     operator_actor,
     short_id,
+    timestamp,
 )
 from lukittu.api import ApiError
 from webhooks import services
@@ -163,13 +164,13 @@ class AttemptInline(ViewOnlyInline):
 class WebhookDeliveryAdmin(ViewOnlyAdmin):
     # Short columns, long texts cut with the whole on hover: the list fits a 1280 px screen.
     list_display = (
-        "created_at",
+        "created",
         "event_type",
         "sent_to",
         "state",
-        "attempt_count",
+        "attempts",
         "last_result",
-        "next_attempt_at",
+        "next_attempt",
         "message_id",
     )
     list_filter = ("state", "event__type", ("endpoint", admin.RelatedOnlyFieldListFilter))
@@ -205,11 +206,27 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
             .annotate(sent_url=Subquery(newest_attempt.values("url")[:1]))
         )
 
+    # The timestamps may wrap between date and time (Django's own date columns never do).
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, delivery: WebhookDelivery) -> str:
+        return timestamp(delivery.created_at)
+
+    @admin.display(description="Next attempt", ordering="next_attempt_at")
+    def next_attempt(self, delivery: WebhookDelivery) -> str:
+        return timestamp(delivery.next_attempt_at)
+
+    @admin.display(description="Attempts", ordering="attempt_count")
+    def attempts(self, delivery: WebhookDelivery) -> int:
+        return delivery.attempt_count
+
     @admin.display(description="Sent to")
     def sent_to(self, delivery: WebhookDelivery) -> Any:
         if delivery.attempt_count == 0:
             return "not yet"
-        return clipped(getattr(delivery, "sent_url", None) or "-", 36)
+        url = getattr(delivery, "sent_url", None) or "-"
+        # A URL has no spaces to wrap at: it may break anywhere, over two lines at most.
+        shown = url if len(url) <= 48 else f"{url[:47]}…"
+        return format_html('<span title="{}" style="word-break: break-all">{}</span>', url, shown)
 
     @admin.display(description="Sent to (the newest attempt)")
     def last_sent_to(self, delivery: WebhookDelivery) -> str:
@@ -220,7 +237,7 @@ class WebhookDeliveryAdmin(ViewOnlyAdmin):
     @admin.display(description="Last result", ordering="last_status_code")
     def last_result(self, delivery: WebhookDelivery) -> Any:
         if delivery.last_error:
-            return clipped(delivery.last_error, 32)
+            return clipped(delivery.last_error, 40)
         return delivery.last_status_code or "-"
 
     @admin.display(description="Event", ordering="event__type")

@@ -1,8 +1,12 @@
 """manage.py seed_demo [--json] [--no-file-uploads] [--storage-limit-mb N] [--reuse FILE]
+[--try-it-out]
 
 With ``--reuse FILE`` (what ``make run`` passes), the summary of the demo team, its API key
 and a license key included, is kept in FILE (readable by its owner only), and later runs print
 it again instead of making another team, for as long as that team, key and license still work.
+With ``--try-it-out`` (``make run`` too), the team also has the "Try It Out" product, branch
+and release that Swagger UI's prefilled deletes target (releases/demo_openapi.py), made again
+if a delete removed them.
 """
 
 import io
@@ -16,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from releases.demo_openapi import ensure_try_it_out
 from releases.models import Branch, Product, Release, ReleaseStatus
 from releases.services import ReleaseChanges, release_update
 from releases.uploads import upload_from_bytes
@@ -54,6 +59,11 @@ class Command(BaseCommand):
             help="Where the service runs, for the printed curl example.",
         )
         parser.add_argument(
+            "--try-it-out",
+            action="store_true",
+            help="Also make the objects Swagger UI's prefilled deletes target, if missing.",
+        )
+        parser.add_argument(
             "--reuse",
             metavar="FILE",
             help="Keep the demo team's summary in FILE and reuse that team while it works.",
@@ -74,6 +84,8 @@ class Command(BaseCommand):
                 reuse.parent.mkdir(parents=True, exist_ok=True)
                 reuse.write_text(json.dumps(summary))
                 reuse.chmod(0o600)
+        if options["try_it_out"]:
+            ensure_try_it_out(team_id=summary["teamId"])
         if reuse:
             # A build to upload in the README's examples (`-F file=@var/demo-app.jar`).
             (reuse.parent / "demo-app.jar").write_bytes(demo_jar())
