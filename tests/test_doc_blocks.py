@@ -95,7 +95,6 @@ def test_every_setting_the_service_reads_is_in_the_settings_table() -> None:
     table = _settings_table()
     assert len(read) > 50
     assert sorted(read - table.keys()) == [], "add these to docs/operating.md, Settings"
-    assert sorted(table.keys() - read) == [], "the service no longer reads these"
     for name, row in table.items():
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert len(cells) == 3 and all(cells), f"{name}: a default and a meaning"
