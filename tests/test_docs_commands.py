@@ -23,6 +23,9 @@ from tests.conftest import free_port, wait_for_port
 from tests.doc_blocks import ROOT, Block, check_block, doc_pages, read_page, sections
 
 PAGE_TIMEOUT = 300
+# Marks where each block's output begins and ends, on stdout and stderr, on a line of its own
+# whether or not what came before ended with a newline.
+MARK_FUNCTION = r"""doctest_mark() { printf '\n@@doctest %s %s\n' "$1" "$2" | tee /dev/stderr; }"""
 # Records each request's status on stderr; what the command prints is unchanged.
 CURL_SHIM = "curl() { command curl -w '%{stderr}@@doctest status %{http_code}\\n' \"$@\"; }"
 PAGES = [read_page(path) for path in doc_pages()]
@@ -115,12 +118,12 @@ def _export_line(server: DocServer, workdir: Path) -> str:
 
 
 def _script(export: str, blocks: list[Block]) -> str:
-    parts = ["set -eo pipefail", CURL_SHIM, export]
+    parts = ["set -eo pipefail", MARK_FUNCTION, CURL_SHIM, export]
     for number, block in enumerate(blocks):
         parts += [
-            f"echo '@@doctest begin {number}'; echo '@@doctest begin {number}' >&2",
+            f"doctest_mark begin {number}",
             block.text.rstrip("\n"),
-            f"echo '@@doctest end {number}'; echo '@@doctest end {number}' >&2",
+            f"doctest_mark end {number}",
         ]
     return "\n".join(parts) + "\n"
 
@@ -154,8 +157,8 @@ def _run_page(server: DocServer, page_path: str, blocks: list[Block]) -> list[st
     problems = []
     for number, block in enumerate(blocks):
         if number not in outs:
-            break
-        finished = f"@@doctest end {number}" in stdout
+            return [*problems, f"{block.where()}: never started\n{stderr[-3000:]}"]
+        finished = f"\n@@doctest end {number}\n" in stdout
         found = check_block(block, outs[number], errs.get(number, ""))
         if not finished:
             found.insert(0, f"exited with status {process.returncode}")
