@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Local development only: `make run` is never a production server (see README, "Operating").
+# Local development only: `make run` is never a production server (see docs/operating.md).
 RUN_ENV := DEBUG=true
 # The demo team's summary, key included, kept between runs of `make run` (`make fresh` forgets it).
 DEMO := var/demo.json
@@ -39,7 +39,7 @@ $(BIN)/.installed-docs: $(BIN)/.installed-run
 install-run: $(BIN)/.installed-run
 install: $(BIN)/.installed
 
-# Local settings for manage.py (DEBUG=true), so the README's operator commands run as written.
+# Local settings for manage.py (DEBUG=true), so the docs' operator commands run as written.
 .env:
 	@printf '# Local development only (make run). manage.py reads this; servers never do.\nDEBUG=true\n' > $@
 
@@ -89,7 +89,7 @@ test: lint
 test-fast: lint
 	$(BIN)/pytest -n $(WORKERS) -m "not live"
 
-# schemathesis against a live server with the app's own OpenAPI document (see README)
+# schemathesis against a live server with the app's own OpenAPI document (see docs/getting-started.md)
 conformance: install
 	bash scripts/conformance.sh
 
@@ -105,7 +105,7 @@ profile: install
 	@test -n "$(ROW)" || (echo "Name a row: make profile ROW=12" && exit 1)
 	BENCH_PROFILE=var/profile $(BIN)/python -m scripts.bench $(ROW)
 
-# The container image (Containerfile; see README, "Operating"): with podman if it is installed,
+# The container image (Containerfile; see docs/operating.md): with podman if it is installed,
 # else docker. IMAGE names it; IMAGE_BUILD_FLAGS adds options (--build-arg BASE=..., --secret ...).
 CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
 IMAGE ?= localhost/lukittu-releases:latest

@@ -71,7 +71,7 @@ def check_num_proxies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                 "Behind a reverse proxy, set NUM_PROXIES to the number of proxies in front of "
                 "the service: otherwise every client has the proxy's address, for the rate "
                 "limits, the audit log and admin lockouts. Without a proxy, a client sent the "
-                "header itself and it was ignored. See the README's Security model."
+                "header itself and it was ignored. See docs/security.md, Rate limits."
             ),
             id="lukittu.W001",
         )

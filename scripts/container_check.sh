@@ -304,7 +304,7 @@ downloads() {
   [ "$(sha256sum "$WORK/downloaded.jar" | cut -d' ' -f1)" = "$BUILD_SHA" ] \
     || fail "the plain download is not the uploaded build"
   say "plain download: the uploaded build, byte for byte"
-  # The loader's side of the classloader protocol (README, "Delivering builds"), run with the
+  # The loader's side of the classloader protocol (docs/delivery.md), run with the
   # image's Python and its cryptography package.
   podman run --rm -i --no-healthcheck --network host --entrypoint python "$IMAGE" - \
     "$client/verification/classloader?$(client_query loader)" \

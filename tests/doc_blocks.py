@@ -23,6 +23,9 @@ PLACEHOLDERS = (
     re.compile(r"\[--?[A-Za-z][^\]]*\]"),
     re.compile(r"(^|[=\s'\"])\.\.\.($|[\s'\"])"),
 )
+# What the doc test's shell prints around each block, and its curl's record of each status.
+STATUS = re.compile(r"^@@doctest status (\d{3})$", re.MULTILINE)
+BLOCK = re.compile(r"^@@doctest (begin|end) (\d+)$", re.MULTILINE)
 # Result fields whose values are the answer's meaning, not incidental: compared exactly.
 EXACT_RESULT_FIELDS = ("valid", "code", "details")
 
@@ -170,3 +173,37 @@ def last_json_document(output: str) -> object:
     if not found:
         raise ValueError("no JSON in the output")
     return last
+
+
+def sections(output: str) -> dict[int, str]:
+    """What each block printed, by its number."""
+    sections, begin = {}, None
+    for match in BLOCK.finditer(output):
+        if match[1] == "begin":
+            begin = match
+        elif begin is not None and begin[2] == match[2]:
+            sections[int(match[2])] = output[begin.end() : match.start()]
+            begin = None
+    if begin is not None:  # the block that failed
+        sections[int(begin[2])] = output[begin.end() :]
+    return sections
+
+
+def check_block(block: Block, stdout: str, stderr: str) -> list[str]:
+    problems = []
+    statuses = [int(status) for status in STATUS.findall(stderr)]
+    expected_last = block.answer_status
+    for position, status in enumerate(statuses):
+        last = position == len(statuses) - 1
+        if last and expected_last is not None:
+            if status != expected_last:
+                problems.append(f"the last request answered {status}, documented {expected_last}")
+        elif status >= 400:
+            problems.append(f"request {position + 1} answered {status}")
+    if block.answer is not None:
+        try:
+            actual = last_json_document(stdout)
+        except ValueError:
+            return [*problems, f"documented an answer (line {block.answer_line}), printed none"]
+        problems += shape_differences(block.answer, actual)
+    return problems

@@ -1,7 +1,7 @@
 """Which tests start processes of their own (gunicorn, moto's S3 server, Chromium, manage.py or
 any other subprocess): they get the ``live`` marker, found from their code, so nobody marks them
 by hand. They cost most of the suite's time; CI runs them once, in the PostgreSQL + Redis pass
-(``pytest -m "not live"`` leaves them out, see README, "Tests").
+(``pytest -m "not live"`` leaves them out, see docs/getting-started.md).
 
 A test is live when its function, a fixture it uses, or a function or class of the test modules
 that either of those names (followed to any depth) names one of the starters below. A starter

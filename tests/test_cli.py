@@ -403,14 +403,11 @@ def test_the_console_script_is_installed():
     assert "LUKITTU_API_URL, LUKITTU_TEAM_ID and LUKITTU_API_KEY are not set" in result.stderr
 
 
-# --- The README says what the command does --------------------------------------------------
+# --- The docs say what the command does -----------------------------------------------------
 
 
-def readme_section(title: str) -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    start = text.index(f"## {title}")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+def cli_page() -> str:
+    return (Path(__file__).resolve().parent.parent / "docs" / "publishing-from-ci.md").read_text()
 
 
 def table_rows(text: str, heading: str) -> list[list[str]]:
@@ -420,9 +417,9 @@ def table_rows(text: str, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows]
 
 
-def test_the_readme_documents_every_exit_code_and_setting():
-    section = readme_section("Publishing from CI: `lukittu-release`")
-    codes = {int(row[0]) for row in table_rows(section, "### Exit codes")}
+def test_the_docs_document_every_exit_code_and_setting():
+    section = cli_page()
+    codes = {int(row[0]) for row in table_rows(section, "## Exit codes")}
     assert codes == {int(code) for code in ExitCode}
-    variables = {row[0].strip("`") for row in table_rows(section, "### Configuration")}
+    variables = {row[0].strip("`") for row in table_rows(section, "## Configuration")}
     assert variables == {value for name, value in vars(config).items() if name.startswith("ENV_")}

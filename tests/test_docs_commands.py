@@ -9,7 +9,6 @@ linked, its own ``var/``). A block fails on a non-zero exit, on a request answer
 is not the real one's."""
 
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -21,18 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_for_port
-from tests.doc_blocks import (
-    ROOT,
-    Block,
-    doc_pages,
-    last_json_document,
-    read_page,
-    shape_differences,
-)
+from tests.doc_blocks import ROOT, Block, check_block, doc_pages, read_page, sections
 
 PAGE_TIMEOUT = 300
-STATUS = re.compile(r"^@@doctest status (\d{3})$", re.MULTILINE)
-BLOCK = re.compile(r"^@@doctest (begin|end) (\d+)$", re.MULTILINE)
+# Marks where each block's output begins and ends, on stdout and stderr, on a line of its own
+# whether or not what came before ended with a newline.
+MARK_FUNCTION = r"""doctest_mark() { printf '\n@@doctest %s %s\n' "$1" "$2" | tee /dev/stderr; }"""
 # Records each request's status on stderr; what the command prints is unchanged.
 CURL_SHIM = "curl() { command curl -w '%{stderr}@@doctest status %{http_code}\\n' \"$@\"; }"
 PAGES = [read_page(path) for path in doc_pages()]
@@ -125,48 +118,14 @@ def _export_line(server: DocServer, workdir: Path) -> str:
 
 
 def _script(export: str, blocks: list[Block]) -> str:
-    parts = ["set -eo pipefail", CURL_SHIM, export]
+    parts = ["set -eo pipefail", MARK_FUNCTION, CURL_SHIM, export]
     for number, block in enumerate(blocks):
         parts += [
-            f"echo '@@doctest begin {number}'; echo '@@doctest begin {number}' >&2",
+            f"doctest_mark begin {number}",
             block.text.rstrip("\n"),
-            f"echo '@@doctest end {number}'; echo '@@doctest end {number}' >&2",
+            f"doctest_mark end {number}",
         ]
     return "\n".join(parts) + "\n"
-
-
-def _sections(output: str) -> dict[int, str]:
-    """What each block printed, by its number."""
-    sections, begin = {}, None
-    for match in BLOCK.finditer(output):
-        if match[1] == "begin":
-            begin = match
-        elif begin is not None and begin[2] == match[2]:
-            sections[int(match[2])] = output[begin.end() : match.start()]
-            begin = None
-    if begin is not None:  # the block that failed
-        sections[int(begin[2])] = output[begin.end() :]
-    return sections
-
-
-def _check_block(block: Block, stdout: str, stderr: str) -> list[str]:
-    problems = []
-    statuses = [int(status) for status in STATUS.findall(stderr)]
-    expected_last = block.answer_status
-    for position, status in enumerate(statuses):
-        last = position == len(statuses) - 1
-        if last and expected_last is not None:
-            if status != expected_last:
-                problems.append(f"the last request answered {status}, documented {expected_last}")
-        elif status >= 400:
-            problems.append(f"request {position + 1} answered {status}")
-    if block.answer is not None:
-        try:
-            actual = last_json_document(stdout)
-        except ValueError:
-            return [*problems, f"documented an answer (line {block.answer_line}), printed none"]
-        problems += shape_differences(block.answer, actual)
-    return problems
 
 
 def _run_page(server: DocServer, page_path: str, blocks: list[Block]) -> list[str]:
@@ -194,13 +153,13 @@ def _run_page(server: DocServer, page_path: str, blocks: list[Block]) -> list[st
             os.killpg(process.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-    outs, errs = _sections(stdout), _sections(stderr)
+    outs, errs = sections(stdout), sections(stderr)
     problems = []
     for number, block in enumerate(blocks):
         if number not in outs:
-            break
-        finished = f"@@doctest end {number}" in stdout
-        found = _check_block(block, outs[number], errs.get(number, ""))
+            return [*problems, f"{block.where()}: never started\n{stderr[-3000:]}"]
+        finished = f"\n@@doctest end {number}\n" in stdout
+        found = check_block(block, outs[number], errs.get(number, ""))
         if not finished:
             found.insert(0, f"exited with status {process.returncode}")
         if found:

@@ -227,7 +227,7 @@ SIGNING = (
     "Each event is a POST of `{type, timestamp, data}` (`data`: the release, product or branch "
     "as the API returns it) signed with the secret: Standard Webhooks' `webhook-id`, "
     "`webhook-timestamp`, `webhook-signature` headers and Lukittu's `X-Lukittu-Event`, "
-    "`X-Lukittu-Timestamp`, `X-Lukittu-Signature` (see the README's Webhooks section)."
+    "`X-Lukittu-Timestamp`, `X-Lukittu-Signature` (see docs/webhooks.md)."
 )
 
 list_webhooks = extend_schema(

@@ -1,7 +1,7 @@
 """manage.py purge_idempotency_keys: delete Idempotency-Key records older than 24 hours.
 
 Expired records are already ignored; this keeps the table small. Schedule it (hourly or
-daily, see README "Operating")."""
+daily, see docs/operating.md)."""
 
 from typing import Any
 

@@ -12,7 +12,7 @@ from teams.roles import roles_sync
 
 
 class Command(BaseCommand):
-    help = "Create or update the viewer, support and administrator groups (see README)."
+    help = "Create or update the viewer, support and administrator groups (see docs/security.md)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name, count in roles_sync().items():
