@@ -9,9 +9,10 @@ from scripts.bench.wire import BARE, READ_CLIENTS, Ask, metadata_update, rates_c
 from scripts.bench.world import World
 
 ROWS = {12}
-# Twice the ratio measured on the same machine before the write path's CPU was cut: 0.17x
-# (README, "Benchmark").
-UPDATE_TARGET = 0.34
+# Twice the ratio measured on the same machine before this row's work (three runs on a busy
+# 2-core machine: 0.17x, 0.14x, 0.08x; their median 0.14x). The 404 it is measured against got
+# three times cheaper meanwhile (the API skips the site's middleware): see README, "Benchmark".
+UPDATE_TARGET = 0.28
 UPDATE_REQUESTS = 600  # per path and round: an update takes several times a 404's time
 
 
