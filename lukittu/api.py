@@ -2,7 +2,7 @@
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import (
     RequestDataTooBig,
@@ -17,6 +17,20 @@ from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+
+from lukittu.shapes import (  # noqa: F401 (iso_utc: every app writes its times with it)
+    Boolean,
+    Choice,
+    Field,
+    Many,
+    One,
+    Shape,
+    StandardResult,
+    SuccessResponse,
+    Text,
+    iso_utc,
+    valid_always,
+)
 
 logger = logging.getLogger("lukittu.api")
 
@@ -72,20 +86,62 @@ class Code:
     HWID_LIMIT_REACHED = "HWID_LIMIT_REACHED"
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-01-02T03:04:05.678Z``: UTC, milliseconds, a ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class FieldError(Shape, description="One problem in the request, and where it is."):
+    message = Text(description="What is wrong")
+    path = Many(
+        Field(schema={"oneOf": [{"type": "string"}, {"type": "integer"}]}),
+        description=(
+            "Keys and list indexes from the top of `data` (or the query parameter's name) down "
+            'to the problem, e.g. `["metadata", 3, "key"]`; `[]` for `data` itself, or for the '
+            "request as a whole"
+        ),
+    )
+
+
+def field_error(message: str, path: list[str | int]) -> dict[str, Any]:
+    return FieldError.dump(None, message=message, path=path)
+
+
+class ErrorData(Shape):
+    errors = Many(One(FieldError, built=True))
+
+
+class ErrorResult(StandardResult, extends=True):
+    valid = valid_always(False)
+    code = Choice(ERROR_CODES, "code", description="Error code indicating the specific issue")
+
+
+class ErrorResponse(Shape):
+    """The seed's ``ErrorResponse``: every error's ``{data, result}``."""
+
+    data = One(
+        ErrorData,
+        inline=True,
+        built=True,
+        nullable=True,
+        description=(
+            "Additional error-related data: `null`, except for `Invalid request body` and "
+            "`Invalid query parameter: ...`, where `errors` lists every problem, and "
+            "`Unsupported media type`, where it says what to send instead"
+        ),
+    )
+    result = One(ErrorResult, inline=True)
+
+
+class _Outcome(NamedTuple):
+    """What a result says (``StandardResult`` and ``ErrorResult`` read it)."""
+
+    timestamp: datetime
+    valid: bool
+    details: str
+    code: str | None
 
 
 def envelope(data: Any, *, details: str, code: str | None = None) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "timestamp": iso_utc(datetime.now(UTC)),
-        "valid": code is None,
-        "details": details,
-    }
-    if code is not None:
-        result["code"] = code
-    return {"data": data, "result": result}
+    outcome = _Outcome(datetime.now(UTC), code is None, details, code)
+    if code is None:
+        return SuccessResponse.dump(None, data=data, result=outcome)
+    return ErrorResponse.dump(None, data=data, result=outcome)
 
 
 class ApiError(exceptions.APIException):
@@ -169,7 +225,7 @@ def unsupported_media_type() -> ApiError:
         415,
         Code.BAD_REQUEST,
         "Unsupported media type",
-        data={"errors": [{"message": MULTIPART_HINT, "path": []}]},
+        data={"errors": [field_error(MULTIPART_HINT, [])]},
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
+from lukittu.api import field_error
 from lukittu.ids import parse_uuid
 
 
@@ -107,10 +108,10 @@ def error_list(detail: Any, path: list[str | int] | None = None) -> list[dict[st
         return found
     if isinstance(detail, list):
         if all(isinstance(item, str) for item in detail):
-            return [{"message": str(item), "path": path} for item in detail]
+            return [field_error(str(item), path) for item in detail]
         found = []
         for index, item in enumerate(detail):
             if item:
                 found += error_list(item, [*path, index])
         return found
-    return [{"message": str(detail), "path": path}]
+    return [field_error(str(detail), path)]

@@ -1,14 +1,16 @@
-"""The OpenAPI document's shared parts: the envelope, the errors, the rate-limit headers and the
-Bearer scheme, as the seed names them.
+"""The OpenAPI document's shared parts: the errors, the rate-limit headers and the Bearer
+scheme, as the seed names them.
 
-drf-spectacular reads the views; the response and request shapes are plain OpenAPI dicts
-(``output`` is built by functions, not serializers), registered here once under their seed
-names and referenced with ``ref()``. ``postprocess`` adds them to the document, turns the
-path parameters into the seed's ``TeamId``/``ReleaseIdPath`` references, and gives every
-Developer API operation the same error responses and rate-limit headers, because every one
-of them answers that way (``TeamApiView``). Public operations (``public_operation``: the Client
-API, whose credential is a license key in the query) get ``security: []`` and the catch-all
-error responses instead.
+drf-spectacular reads the views; the answers' shapes are ``lukittu.shapes`` declarations
+(each app's ``shapes.py``, the envelope's and the errors' in ``lukittu.api``), from which it
+derives their components. What is left here is registered once under the seed's names and
+referenced with ``ref()``: the path parameters, headers and shared responses, and the
+request bodies the apps still describe by hand. ``postprocess`` adds them to the document,
+turns the path parameters into the seed's ``TeamId``/``ReleaseIdPath`` references, and gives
+every Developer API operation the same error responses and rate-limit headers, because every
+one of them answers that way (``TeamApiView``). Public operations (``public_operation``: the
+Client API, whose credential is a license key in the query) get ``security: []`` and the
+catch-all error responses instead.
 
 Each operation's errors are a table of ``ErrorCase`` rows in the order the service checks
 them (``add_errors``): ``postprocess`` turns it into one response per status, whose
@@ -24,7 +26,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
-from lukittu.api import ERROR_CODES, ApiError, Code, internal_error, invalid_api_key
+from lukittu.api import ApiError, Code, ErrorResponse, internal_error, invalid_api_key
 from lukittu.shapes import Shape, envelope, page
 
 Schema = dict[str, Any]
@@ -161,124 +163,6 @@ def envelope_schema(data: Schema) -> Schema:
 
 UUID = register(
     "schemas", "UUID", {"type": "string", "format": "uuid", "description": "UUID v4 identifier"}
-)
-
-register(
-    "schemas",
-    "StandardResult",
-    {
-        "type": "object",
-        "properties": {
-            "timestamp": {
-                "type": "string",
-                "format": "date-time",
-                "description": "Timestamp when the response was generated (UTC, with a Z)",
-            },
-            "valid": {
-                "type": "boolean",
-                "description": "Indicates whether the operation was successful",
-            },
-            "details": {
-                "type": "string",
-                "description": "Human-readable description of the result",
-            },
-        },
-        "required": ["timestamp", "valid", "details"],
-    },
-)
-
-register(
-    "schemas",
-    "SuccessResponse",
-    {
-        "type": "object",
-        "properties": {
-            "data": {"type": "object", "description": "Response data"},
-            "result": {
-                "allOf": [
-                    ref("StandardResult"),
-                    {
-                        "type": "object",
-                        "properties": {
-                            "valid": {
-                                "type": "boolean",
-                                "enum": [True],
-                                "description": "Always true for success responses",
-                            }
-                        },
-                    },
-                ]
-            },
-        },
-        "required": ["data", "result"],
-    },
-)
-
-register(
-    "schemas",
-    "FieldError",
-    {
-        "type": "object",
-        "description": "One problem in the request, and where it is.",
-        "properties": {
-            "message": {"type": "string", "description": "What is wrong"},
-            "path": {
-                "type": "array",
-                "description": (
-                    "Keys and list indexes from the top of `data` (or the query parameter's "
-                    'name) down to the problem, e.g. `["metadata", 3, "key"]`; `[]` for `data` '
-                    "itself, or for the request as a whole"
-                ),
-                "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-            },
-        },
-        "required": ["message", "path"],
-    },
-)
-
-register(
-    "schemas",
-    "ErrorResponse",
-    {
-        "type": "object",
-        "properties": {
-            "data": {
-                "type": "object",
-                "nullable": True,
-                "description": (
-                    "Additional error-related data: `null`, except for `Invalid request body` "
-                    "and `Invalid query parameter: ...`, where `errors` lists every problem, "
-                    "and `Unsupported media type`, where it says what to send instead"
-                ),
-                "properties": {
-                    "errors": {"type": "array", "items": ref("FieldError")},
-                },
-                "required": ["errors"],
-            },
-            "result": {
-                "allOf": [
-                    ref("StandardResult"),
-                    {
-                        "type": "object",
-                        "properties": {
-                            "valid": {
-                                "type": "boolean",
-                                "enum": [False],
-                                "description": "Always false for error responses",
-                            },
-                            "code": {
-                                "type": "string",
-                                "description": "Error code indicating the specific issue",
-                                "enum": list(ERROR_CODES),
-                            },
-                        },
-                        "required": ["code"],
-                    },
-                ]
-            },
-        },
-        "required": ["data", "result"],
-    },
 )
 
 # --- Headers ----------------------------------------------------------------------------------
@@ -616,11 +500,29 @@ def _schema_of(schema: Schema) -> Schema:
     return COMPONENTS["schemas"].get(name, schema) if "$ref" in schema else schema
 
 
+class _IntoDocument:
+    """A ``Resolver`` that writes each shape's component into the document's schemas (for
+    the shapes no operation names: the error envelope of the shared responses)."""
+
+    def __init__(self, schemas: Schema) -> None:
+        self.schemas = schemas
+
+    def shape(self, shape: type[Shape]) -> Schema:
+        if shape.component not in self.schemas:
+            self.schemas[shape.component] = shape.schema(self)
+        return ref(shape.component)
+
+    def named(self, name: str, schema: Schema) -> Schema:
+        self.schemas.setdefault(name, schema)
+        return ref(name)
+
+
 def postprocess(result: Schema, generator: Any, request: Any, public: bool) -> Schema:
     """drf-spectacular postprocessing hook (see the module's docstring)."""
     components = result.setdefault("components", {})
     for kind, definitions in COMPONENTS.items():
         components.setdefault(kind, {}).update(definitions)
+    _IntoDocument(components["schemas"]).shape(ErrorResponse)
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():
             operation_id = operation.get("operationId", "")

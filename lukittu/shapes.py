@@ -17,16 +17,20 @@ wrap a shape in the ``{data, result}`` envelope.
 """
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar, Protocol
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
-from lukittu.api import iso_utc
-
 Schema = dict[str, Any]
 Reader = Callable[[Any], Any]
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-02T03:04:05.678Z``: UTC, milliseconds, a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def ref(name: str) -> Schema:
@@ -48,7 +52,8 @@ class Field:
 
     ``source`` is an attribute path (``"product.name"``), a function of the object, or
     ``None`` for a value the caller gives to ``dump``; ``convert`` turns the value into JSON
-    (not called on ``None`` when the field is ``nullable``)."""
+    (not called on ``None`` when the field is ``nullable``). ``required=False`` leaves it out
+    of the schema's ``required`` (where a composed schema only narrows a field)."""
 
     convert: Callable[[Any], Any] | None = None
 
@@ -60,11 +65,13 @@ class Field:
         nullable: bool = False,
         description: str | None = None,
         component: str | None = None,
+        required: bool = True,
     ) -> None:
         self.source = source
         self.nullable = nullable
         self.description = description
         self.component = component
+        self.required = required
         self._schema = schema or {}
         self.name = ""
 
@@ -165,12 +172,14 @@ class One(Field):
         source: str | Reader | None = None,
         *,
         inline: bool = False,
+        built: bool = False,
         **kw: Any,
     ) -> None:
         super().__init__(source, **kw)
         self.shape = shape
         self.inline = inline
-        self.convert = shape.dump
+        # ``built``: the value is the shape's dict already (made with its ``dump``).
+        self.convert = None if built else shape.dump
 
     def takes_none(self) -> bool:
         # A shape that may be null (its component says so) takes None as it is.
@@ -272,8 +281,10 @@ class Shape:
         schema: Schema = {
             "type": "object",
             "properties": {name: field.schema(resolve) for name, field in own.items()},
-            "required": list(own),
         }
+        required = [name for name, field in own.items() if field.required]
+        if required:
+            schema["required"] = required
         if cls.nullable:
             schema["nullable"] = True
         if cls.extends:
@@ -283,6 +294,38 @@ class Shape:
 
 
 # --- The envelope ------------------------------------------------------------------------------
+# ``{data, result}``, built by ``lukittu.api.envelope`` (its error half is declared there, next
+# to the error codes).
+
+
+class StandardResult(Shape):
+    timestamp = Time(
+        "timestamp", description="Timestamp when the response was generated (UTC, with a Z)"
+    )
+    valid = Boolean("valid", description="Indicates whether the operation was successful")
+    details = Text("details", description="Human-readable description of the result")
+
+
+def valid_always(value: bool) -> Boolean:
+    """``result.valid`` narrowed to ``value``: the success and the error results."""
+    kind = "success" if value else "error"
+    return Boolean(
+        "valid",
+        schema={"enum": [value]},
+        description=f"Always {str(value).lower()} for {kind} responses",
+        required=False,
+    )
+
+
+class SuccessResult(StandardResult, extends=True):
+    valid = valid_always(True)
+
+
+class SuccessResponse(Shape):
+    """The seed's ``SuccessResponse``: every success's ``{data, result}``."""
+
+    data = Field(schema={"type": "object"}, description="Response data")
+    result = One(SuccessResult, inline=True)
 
 
 class Envelope(Shape):
@@ -297,7 +340,7 @@ class Envelope(Shape):
         data = cls.data_field.schema(resolve)
         return {
             "allOf": [
-                ref("SuccessResponse"),
+                resolve.shape(SuccessResponse),
                 {"type": "object", "properties": {"data": data}, "required": ["data"]},
             ]
         }

@@ -16,7 +16,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from lukittu.api import ApiError, Code
+from lukittu.api import ApiError, Code, field_error
 from lukittu.fields import ClosedSerializer, error_list
 from lukittu.ids import parse_uuid
 
@@ -74,8 +74,8 @@ def parse_query(request: Request, serializer_class: type[Serializer]) -> dict[st
     unknown = [name for name in params if name not in known]
     serializer = serializer_class(data={name: params[name] for name in params if name in known})
     errors = [] if serializer.is_valid() else error_list(serializer.errors)
-    errors += [{"message": "Give this parameter once.", "path": [name]} for name in repeated]
-    errors += [{"message": "Unknown parameter.", "path": [name]} for name in unknown]
+    errors += [field_error("Give this parameter once.", [name]) for name in repeated]
+    errors += [field_error("Unknown parameter.", [name]) for name in unknown]
     if errors:
         names = ", ".join(dict.fromkeys(str(error["path"][0]) for error in errors))
         raise ApiError(
@@ -100,7 +100,7 @@ def json_body(request: Request, serializer_class: type[ClosedSerializer]) -> dic
             415,
             Code.BAD_REQUEST,
             "Unsupported media type",
-            data={"errors": [{"message": JSON_HINT, "path": []}]},
+            data={"errors": [field_error(JSON_HINT, [])]},
         ) from None
     except (exceptions.ParseError, RecursionError):
         # RecursionError: JSON nested too deeply for Python's parser is malformed too.

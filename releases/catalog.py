@@ -12,8 +12,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from lukittu.api import ApiError, Code
+from releases import shapes
 from releases.models import Branch, Product, Release
-from releases.shapes import BranchData, ProductData
 from teams.conditions import Conditions
 from teams.models import Team, operator_creator_id, unknown_creator
 from teams.services import Actor, log_action, snapshot, update_recorded
@@ -41,9 +41,13 @@ def _locked_branch(branch: Branch) -> Branch:
     )
 
 
-# The shapes' own dicts, under the names the services and views call them by.
-product_payload = ProductData.dump
-branch_payload = BranchData.dump
+def product_payload(product: Product) -> dict[str, Any]:
+    """The seed's ``ProductData``."""
+    return shapes.ProductData.dump(product)
+
+
+def branch_payload(branch: Branch) -> dict[str, Any]:
+    return shapes.BranchData.dump(branch)
 
 
 def creator_id(actor: Actor | None) -> uuid.UUID:

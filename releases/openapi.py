@@ -34,6 +34,7 @@ from lukittu.openapi import (
     register,
     success_example,
 )
+from lukittu.shapes import envelope
 from releases.ledger import reservation_lapsed
 from releases.models import ReleaseStatus
 from releases.serializers import (
@@ -44,7 +45,7 @@ from releases.serializers import (
     VERSION_PATTERN,
 )
 from releases.services import file_too_large
-from releases.shapes import ReleaseListResponse, ReleaseResponse
+from releases.shapes import Release, ReleaseListResponse
 from releases.storage import StorageBusy, storage_unavailable
 
 Schema = dict[str, Any]
@@ -320,7 +321,7 @@ RELEASE_EXAMPLE = {
 def release_response(description: str, details: str) -> OpenApiResponse:
     """The release in the envelope, with an example whose ``details`` is ``details``."""
     return OpenApiResponse(
-        response=ReleaseResponse,
+        response=envelope(Release),
         description=description,
         examples=[success_example(details, RELEASE_EXAMPLE)],
     )

@@ -148,6 +148,38 @@ def release_payload_from(
     return shapes.Release.dump(release, file=file, metadata=metadata, licenseIds=license_ids)
 
 
+class _Item(NamedTuple):
+    key: str
+    value: str
+    locked: bool
+
+
+class _RowProduct(NamedTuple):
+    id: Any
+    name: str
+    url: str | None
+    team_id: Any
+    created_by_user_id: Any
+    created_at: datetime
+    updated_at: datetime
+
+
+class _RowBranch(NamedTuple):
+    id: Any
+    name: str
+
+
+class _RowFile(NamedTuple):
+    id: Any
+    key: str
+    size: int
+    name: str
+    checksum: str
+    sha256: str
+    main_class_name: str | None
+    created_at: datetime
+
+
 class ReleaseRow(NamedTuple):
     """A release as ``selectors.release_detail`` reads it: its columns, its product's and
     branch's (``branch_name`` None without a branch), its file's (all None without a file), and
@@ -184,84 +216,32 @@ class ReleaseRow(NamedTuple):
     metadata: Any
     license_links: Any
 
+    # What the ``Release`` shape reads of a release besides its own columns.
+    @property
+    def product(self) -> _RowProduct:
+        return _RowProduct(
+            self.product_id,
+            self.product_name,
+            self.product_url,
+            self.product_team_id,
+            self.product_created_by_user_id,
+            self.product_created_at,
+            self.product_updated_at,
+        )
+
+    @property
+    def branch(self) -> _RowBranch | None:
+        return None if self.branch_id is None else _RowBranch(self.branch_id, self.branch_name)
+
 
 def _uuid_text(value: Any) -> str:
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
-
-
-class _Item(NamedTuple):
-    key: str
-    value: str
-    locked: bool
-
-
-class _RowProduct(NamedTuple):
-    id: Any
-    name: str
-    url: str | None
-    team_id: Any
-    created_by_user_id: Any
-    created_at: datetime
-    updated_at: datetime
-
-
-class _RowBranch(NamedTuple):
-    id: Any
-    name: str
-
-
-class _RowFile(NamedTuple):
-    id: Any
-    key: str
-    size: int
-    name: str
-    checksum: str
-    sha256: str
-    main_class_name: str | None
-    created_at: datetime
-
-
-class _RowRelease(NamedTuple):
-    """A ``ReleaseRow`` with the attributes the ``Release`` shape reads of a release."""
-
-    id: Any
-    version: str
-    status: str
-    latest: bool
-    product_id: Any
-    branch_id: Any
-    team_id: Any
-    created_at: datetime
-    updated_at: datetime
-    product: _RowProduct
-    branch: _RowBranch | None
 
 
 def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
     """``release_payload`` from a ``ReleaseRow``: the same shape and values, key for key
     (tests/test_get_release_read.py compares the two), with the metadata in their order
     (position, then id) and the license ids in the order they were given (link id)."""
-    release = _RowRelease(
-        row.id,
-        row.version,
-        row.status,
-        bool(row.latest),
-        row.product_id,
-        row.branch_id,
-        row.team_id,
-        row.created_at,
-        row.updated_at,
-        _RowProduct(
-            row.product_id,
-            row.product_name,
-            row.product_url,
-            row.product_team_id,
-            row.product_created_by_user_id,
-            row.product_created_at,
-            row.product_updated_at,
-        ),
-        None if row.branch_id is None else _RowBranch(row.branch_id, row.branch_name),
-    )
     file = None
     if row.file_id is not None:
         file = _RowFile(
@@ -275,7 +255,7 @@ def release_payload_from_row(row: ReleaseRow) -> dict[str, Any]:
             row.file_created_at,
         )
     return shapes.Release.dump(
-        release,
+        row,
         file=file,
         metadata=[
             _Item(key, value, bool(locked))

@@ -1,21 +1,10 @@
 """The release, product and branch wire shapes, declared once for the answers and the OpenAPI
 document (``lukittu.shapes``), under the seed's component names."""
 
-from lukittu.shapes import (
-    Boolean,
-    Integer,
-    Many,
-    Named,
-    One,
-    Shape,
-    Text,
-    Time,
-    Uuid,
-    envelope,
-    page,
-)
+from lukittu.shapes import Boolean, Integer, Many, Named, One, Shape, Text, Time, Uuid, page
 
 EXAMPLE_CREATOR_ID = "0b5d3c43-6b6e-4a5b-9d1c-7e2f3a4b5c6d"
+BRANCH_ID = "Branch this release belongs to; null for the main line"
 
 
 class ProductData(Shape):
@@ -84,11 +73,7 @@ class ReleaseData(Shape):
         "latest", description="Whether this is the latest release for the product/branch"
     )
     productId = Uuid("product_id")
-    branchId = Uuid(
-        "branch_id",
-        nullable=True,
-        description="Branch this release belongs to; null for the main line",
-    )
+    branchId = Uuid("branch_id", nullable=True, description=BRANCH_ID)
     teamId = Uuid("team_id")
     createdAt = Time("created_at")
     updatedAt = Time("updated_at")
@@ -111,7 +96,6 @@ class Release(
     licenseIds = Many(Uuid(), description="Licenses allowed to download this release; [] for any")
 
 
-ReleaseResponse = envelope(Release)
 ReleaseListResponse = page(
     Release,
     "releases",

@@ -3,19 +3,7 @@ attempt, declared once for the answers and the OpenAPI document (``lukittu.shape
 secret is never part of a webhook's shape: it is shown once, by the create and rotate answers
 (``WebhookWithSecret``)."""
 
-from lukittu.shapes import (
-    Boolean,
-    Choice,
-    Integer,
-    Many,
-    One,
-    Shape,
-    Text,
-    Time,
-    Uuid,
-    envelope,
-    page,
-)
+from lukittu.shapes import Boolean, Choice, Integer, Many, One, Shape, Text, Time, Uuid, page
 from webhooks.models import EVENT_TYPES, TEST_EVENT, DeliveryState
 
 
@@ -81,8 +69,5 @@ class WebhookDelivery(Shape):
     attempts = Many(One(WebhookAttempt), lambda delivery: delivery.attempts.all())
 
 
-WebhookResponse = envelope(WebhookData)
-WebhookWithSecretResponse = envelope(WebhookWithSecret)
-WebhookDeliveryResponse = envelope(WebhookDelivery)
 WebhookPage = page(WebhookData, "webhooks")
 WebhookDeliveryPage = page(WebhookDelivery, "deliveries")
