@@ -2,6 +2,7 @@
 SQLite test database (threads and server processes in the tests must share it)."""
 
 import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
@@ -23,6 +24,15 @@ if os.environ.get("REDIS_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["REDIS_URL"] = _redis_url_of_this_worker(
         os.environ["REDIS_URL"], os.environ["PYTEST_XDIST_WORKER"]
     )
+
+# Temporary uploads per xdist worker (and inherited by the processes its tests start): a test
+# that runs the reconciler with no grace period removes every temporary file in the folder,
+# which must not be another worker's upload in flight. (A worker inherits the controller's
+# environment, this variable included, so a worker always sets its own.)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER or not os.environ.get("UPLOAD_TEMP_DIR"):
+    _ROOT = Path(__file__).resolve().parent.parent
+    os.environ["UPLOAD_TEMP_DIR"] = str(_ROOT / "var" / f"uploads-{_WORKER or 'main'}")
 
 # After the environment is set: the project's settings read it when imported.
 from lukittu.settings import *  # noqa: E402, F403
