@@ -168,19 +168,36 @@ def _redis_client(backend: RedisCache) -> Any:
     return client
 
 
+# SET NX with the expiry, then INCR, and the count at a second key if one is given (GET
+# answers false for a missing key). KEYS: the window's key [, the watched one]; ARGV: expiry.
+_COUNT_SCRIPT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+local watched = 0
+if KEYS[2] then watched = tonumber(redis.call('GET', KEYS[2]) or 0) or 0 end
+return {count, watched}
+"""
+_scripts: dict[str, Any] = {}
+
+
+def _run_script(client: Any, text: str, keys: list[str], arguments: list[int]) -> Any:
+    """``text`` run in Redis (EVALSHA; loaded once per server by redis-py's ``Script``)."""
+    script = _scripts.get(text)
+    if script is None:
+        script = _scripts[text] = client.register_script(text)
+    return script(keys=keys, args=arguments, client=client)
+
+
 def _redis_count(backend: RedisCache, key: str, timeout: int, peek: str | None) -> tuple[int, int]:
-    """SET NX with the expiry, then INCR (and GET of ``peek``), in one MULTI/EXEC: one round
-    trip, atomic, and the key never lives without its expiry. The stored value is a plain
-    integer, as Django's cache writes integers, so ``cache.get`` reads the same count."""
-    client = _redis_client(backend)
-    name = backend.make_and_validate_key(key)
-    with client.pipeline(transaction=True) as pipeline:
-        pipeline.set(name, 0, ex=timeout, nx=True)
-        pipeline.incr(name)
-        if peek:
-            pipeline.get(backend.make_and_validate_key(peek))
-        replies = pipeline.execute()
-    return int(replies[1]), int(replies[2] or 0) if peek else 0
+    """SET NX with the expiry, then INCR (and GET of ``peek``), in one script: one command,
+    one round trip, atomic, and the key never lives without its expiry (a MULTI/EXEC pipeline
+    of the same commands cost the client twice the CPU). The stored value is a plain integer,
+    as Django's cache writes integers, so ``cache.get`` reads the same count."""
+    keys = [backend.make_and_validate_key(key)]
+    if peek:
+        keys.append(backend.make_and_validate_key(peek))
+    count, watched = _run_script(_redis_client(backend), _COUNT_SCRIPT, keys, [timeout])
+    return int(count), int(watched)
 
 
 @dataclass(frozen=True)
@@ -205,7 +222,6 @@ for i, key in ipairs(KEYS) do
 end
 return {0, 0}
 """
-_in_turn_script: Any = None
 
 
 def hit_in_turn(limits: list[Limit]) -> RateResult | None:
@@ -243,13 +259,9 @@ def hit_in_turn(limits: list[Limit]) -> RateResult | None:
 
 
 def _redis_in_turn(backend: RedisCache, limits: list[Limit], keys: list[str]) -> tuple[int, int]:
-    global _in_turn_script
-    client = _redis_client(backend)
-    if _in_turn_script is None:
-        _in_turn_script = client.register_script(_IN_TURN_SCRIPT)
     arguments = [value for limit in limits for value in (limit.limit, limit.period + 1)]
     names = [backend.make_and_validate_key(key) for key in keys]
-    place, count = _in_turn_script(keys=names, args=arguments, client=client)
+    place, count = _run_script(_redis_client(backend), _IN_TURN_SCRIPT, names, arguments)
     return int(place), int(count)
 
 

@@ -122,7 +122,7 @@ def test_an_unreachable_redis_lets_the_request_through(settings, caplog):
 
 @needs_redis
 def test_a_hit_is_one_round_trip_to_redis(monkeypatch):
-    """SET NX (with the expiry) and INCR go out in one MULTI/EXEC pipeline: one write to the
+    """SET NX (with the expiry) and INCR go out in one script: one write to the
     socket per hit, where the cache API's add, exists and incr took three round trips."""
     import redis
 
@@ -245,3 +245,23 @@ def test_limits_in_turn_fail_open(settings, caplog):
         assert in_turn(first_limit=0) is None
 
     assert any("request allowed" in record.getMessage() for record in caplog.records)
+
+
+def check_a_watched_limit_is_read_not_counted():
+    watch = throttling.Watch("test-watched", "bob", 2, 60)
+    assert hit("test", "alice", 10, 60, watch=watch).allowed
+    assert cache.get(f"ratelimit:test-watched:bob:{NOW // 60}") is None  # not created
+    hit("test-watched", "bob", 2, 60)
+    hit("test-watched", "bob", 2, 60)
+    refused = hit("test", "alice", 10, 60, watch=watch)
+    assert (refused.allowed, refused.refused_by, refused.count) == (False, "test-watched", 2)
+    assert hit("test-watched", "bob", 2, 60).count == 3  # the watch added nothing
+
+
+def test_a_watched_limit_is_read_not_counted():
+    check_a_watched_limit_is_read_not_counted()
+
+
+@needs_redis
+def test_a_watched_limit_is_read_not_counted_in_redis():
+    check_a_watched_limit_is_read_not_counted()
