@@ -58,20 +58,21 @@ def rate_limited(retry_after: int | None = None) -> ApiError:
 
 
 def check_rate_limits(team_id: uuid.UUID, license_key: str, ip: str | None) -> None:
-    """Per client IP (an IPv6 address by its /64) and per license key, counted in the shared
-    cache; fails open."""
-    ip_limit, ip_period = throttling.parse_rate(settings.CLIENT_IP_RATE)
+    """Per client IP (an IPv6 address by its /64), then per license key, counted in the
+    shared cache in one round trip (a request the address's limit refuses is not counted
+    against the key); fails open."""
+    limits = []
     if ip is not None:
+        ip_limit, ip_period = throttling.parse_rate(settings.CLIENT_IP_RATE)
         address = throttling.address_identity(ip)
-        by_address = throttling.hit("client-ip", address, ip_limit, ip_period)
-        if not by_address.allowed:
-            raise rate_limited(by_address.reset)
+        limits.append(throttling.Limit("client-ip", address, ip_limit, ip_period))
     # The key itself never goes into the cache: a digest of it with the team's id.
     identity = hashlib.sha256(f"{team_id}:{license_key}".encode()).hexdigest()
     key_limit, key_period = throttling.parse_rate(settings.CLIENT_LICENSE_RATE)
-    by_key = throttling.hit("client-license", identity, key_limit, key_period)
-    if not by_key.allowed:
-        raise rate_limited(by_key.reset)
+    limits.append(throttling.Limit("client-license", identity, key_limit, key_period))
+    refused = throttling.hit_in_turn(limits)
+    if refused is not None:
+        raise rate_limited(refused.reset)
 
 
 def check_team(team: Team | None) -> Team:

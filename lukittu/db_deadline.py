@@ -14,6 +14,7 @@ Free of Django's settings at import: the settings module imports ``postgresql_op
 
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -62,17 +63,25 @@ class _Watchdog:
         self._armed: dict[int, tuple[float, int]] = {}
         self._tokens = itertools.count()
         self._pid = 0
+        # When the thread wakes next on its own (it recomputes this then), and how far ahead
+        # the latest deadline was: an idle thread still wakes after that long.
+        self._wake_at = -math.inf
+        self._idle_wait = 0.0
 
     @contextmanager
     def watch(self, fd: int, seconds: float) -> Iterator[None]:
         token = next(self._tokens)
+        deadline = time.monotonic() + seconds
         with self._changed:
             self._start_if_needed()
-            was_idle = not self._armed
-            self._armed[token] = (time.monotonic() + seconds, fd)
-            # Every deadline is the same distance ahead, so a new one is never the earliest
-            # unless the thread was waiting for none.
-            if was_idle:
+            self._armed[token] = (deadline, fd)
+            self._idle_wait = seconds
+            # The thread wakes by ``_wake_at`` anyway, and then sees this deadline: only an
+            # earlier one needs to wake it now. Deadlines are mostly the same distance ahead,
+            # and the thread, idle, waits that long, so a busy process does not wake it on
+            # every statement.
+            if deadline < self._wake_at:
+                self._wake_at = -math.inf  # woken: every deadline is seen when it runs
                 self._changed.notify()
         try:
             yield
@@ -83,6 +92,7 @@ class _Watchdog:
     def _start_if_needed(self) -> None:
         if self._pid != os.getpid():
             self._pid = os.getpid()
+            self._wake_at = -math.inf
             threading.Thread(target=self._run, name="db-deadline", daemon=True).start()
 
     def _run(self) -> None:
@@ -94,7 +104,10 @@ class _Watchdog:
                         del self._armed[token]
                         _cut(fd)
                 earliest = min((deadline for deadline, _ in self._armed.values()), default=None)
-                self._changed.wait(None if earliest is None else max(0.0, earliest - now))
+                if earliest is None:
+                    earliest = now + self._idle_wait if self._idle_wait else math.inf
+                self._wake_at = earliest
+                self._changed.wait(None if earliest == math.inf else max(0.0, earliest - now))
 
 
 def _cut(fd: int) -> None:

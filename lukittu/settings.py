@@ -8,7 +8,11 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from lukittu import db_deadline, storage_settings
+from lukittu import (
+    db_deadline,
+    db_health,  # noqa: F401  (imported for its receiver)
+    storage_settings,
+)
 from lukittu.env import env_bool, env_float, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -160,22 +160,109 @@ def _count(key: str, *, timeout: int, peek: str | None = None) -> tuple[int, int
     return count, int(backend.get(peek) or 0) if peek else 0
 
 
-def _redis_count(backend: RedisCache, key: str, timeout: int, peek: str | None) -> tuple[int, int]:
-    """SET NX with the expiry, then INCR (and GET of ``peek``), in one MULTI/EXEC: one round
-    trip, atomic, and the key never lives without its expiry. The stored value is a plain
-    integer, as Django's cache writes integers, so ``cache.get`` reads the same count."""
+def _redis_client(backend: RedisCache) -> Any:
     cache_client = backend._cache  # Django's RedisCacheClient: it owns the connection pool
     client = _redis_clients.get(cache_client)
     if client is None:
         client = _redis_clients[cache_client] = cache_client.get_client(write=True)
-    name = backend.make_and_validate_key(key)
-    with client.pipeline(transaction=True) as pipeline:
-        pipeline.set(name, 0, ex=timeout, nx=True)
-        pipeline.incr(name)
-        if peek:
-            pipeline.get(backend.make_and_validate_key(peek))
-        replies = pipeline.execute()
-    return int(replies[1]), int(replies[2] or 0) if peek else 0
+    return client
+
+
+# SET NX with the expiry, then INCR, and the count at a second key if one is given (GET
+# answers false for a missing key). KEYS: the window's key [, the watched one]; ARGV: expiry.
+_COUNT_SCRIPT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+local watched = 0
+if KEYS[2] then watched = tonumber(redis.call('GET', KEYS[2]) or 0) or 0 end
+return {count, watched}
+"""
+_scripts: dict[str, Any] = {}
+
+
+def _run_script(client: Any, text: str, keys: list[str], arguments: list[int]) -> Any:
+    """``text`` run in Redis (EVALSHA; loaded once per server by redis-py's ``Script``)."""
+    script = _scripts.get(text)
+    if script is None:
+        script = _scripts[text] = client.register_script(text)
+    return script(keys=keys, args=arguments, client=client)
+
+
+def _redis_count(backend: RedisCache, key: str, timeout: int, peek: str | None) -> tuple[int, int]:
+    """SET NX with the expiry, then INCR (and GET of ``peek``), in one script: one command,
+    one round trip, atomic, and the key never lives without its expiry (a MULTI/EXEC pipeline
+    of the same commands cost the client twice the CPU). The stored value is a plain integer,
+    as Django's cache writes integers, so ``cache.get`` reads the same count."""
+    keys = [backend.make_and_validate_key(key)]
+    if peek:
+        keys.append(backend.make_and_validate_key(peek))
+    count, watched = _run_script(_redis_client(backend), _COUNT_SCRIPT, keys, [timeout])
+    return int(count), int(watched)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit for ``hit_in_turn``: ``identity``'s requests in ``scope``, at most ``limit``
+    per ``period`` seconds (``hit``'s arguments)."""
+
+    scope: str
+    identity: str
+    limit: int
+    period: int
+
+
+# Each key counted as ``_redis_count`` counts it (SET NX with the expiry, then INCR), in turn,
+# stopping at the first whose count passes its limit. KEYS: the windows' keys; ARGV: each
+# key's limit and expiry. Answers the refusing key's place (from 1) and its count, or {0, 0}.
+_IN_TURN_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, 0, 'EX', ARGV[2 * i], 'NX')
+  local count = redis.call('INCR', key)
+  if count > tonumber(ARGV[2 * i - 1]) then return {i, count} end
+end
+return {0, 0}
+"""
+
+
+def hit_in_turn(limits: list[Limit]) -> RateResult | None:
+    """Count one request against each of ``limits`` in order, as that many ``hit`` calls
+    would, stopping at the first limit that refuses it (those after it are not counted).
+    Answers that limit's result, or None when every limit allowed the request (or the cache
+    could not be reached: it fails open as ``hit`` does). With Redis, one round trip for all
+    of them (a script), where the calls took one each."""
+    for limit in limits:
+        _check_rate(limit.limit, limit.period)
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    if not isinstance(backend, RedisCache):
+        for limit in limits:
+            result = hit(limit.scope, limit.identity, limit.limit, limit.period)
+            if not result.allowed:
+                return result
+        return None
+    now = time.time()
+    windows = [_window(limit.scope, limit.identity, limit.period, now) for limit in limits]
+    try:
+        place, count = _redis_in_turn(backend, limits, [key for key, _ in windows])
+    except Exception:
+        logger.exception("Rate limit cache unavailable; request allowed")
+        return None
+    if not place:
+        return None
+    refused = limits[place - 1]
+    return RateResult(
+        count=count,
+        limit=refused.limit,
+        remaining=max(0, refused.limit - count),
+        reset=windows[place - 1][1],
+        allowed=False,
+    )
+
+
+def _redis_in_turn(backend: RedisCache, limits: list[Limit], keys: list[str]) -> tuple[int, int]:
+    arguments = [value for limit in limits for value in (limit.limit, limit.period + 1)]
+    names = [backend.make_and_validate_key(key) for key in keys]
+    place, count = _run_script(_redis_client(backend), _IN_TURN_SCRIPT, names, arguments)
+    return int(place), int(count)
 
 
 def address_identity(address: str) -> str:

@@ -54,3 +54,33 @@ def test_no_deadline_when_the_statement_timeout_is_off(settings):
     settings.DATABASE_STATEMENT_TIMEOUT = 30
     settings.DATABASE_ANSWER_GRACE = 5
     assert db_deadline.answer_deadline() == 35
+
+
+def test_a_nearer_deadline_wakes_a_watchdog_that_waits_for_a_far_one():
+    watchdog = db_deadline._Watchdog()
+    waiting, silent = socket.socketpair()
+    with waiting, silent:
+        waiting.settimeout(10)
+        with watchdog.watch(waiting.fileno(), 60):  # the thread now waits up to 60 s
+            time.sleep(0.05)
+        started = time.monotonic()
+        with watchdog.watch(waiting.fileno(), 0.2):
+            assert waiting.recv(1) == b""
+        assert time.monotonic() - started < 5
+
+
+def test_statements_as_far_ahead_as_the_last_do_not_wake_the_watchdog(monkeypatch):
+    watchdog = db_deadline._Watchdog()
+    waiting, answering = socket.socketpair()
+    with waiting, answering:
+        with watchdog.watch(waiting.fileno(), 30):
+            time.sleep(0.05)  # the thread runs and settles on its wait
+        time.sleep(0.05)
+        notified = []
+        notify = watchdog._changed.notify
+        monkeypatch.setattr(watchdog._changed, "notify", lambda: notified.append(1) or notify())
+        for _ in range(100):
+            with watchdog.watch(waiting.fileno(), 30):
+                pass
+
+        assert notified == []

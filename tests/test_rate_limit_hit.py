@@ -122,7 +122,7 @@ def test_an_unreachable_redis_lets_the_request_through(settings, caplog):
 
 @needs_redis
 def test_a_hit_is_one_round_trip_to_redis(monkeypatch):
-    """SET NX (with the expiry) and INCR go out in one MULTI/EXEC pipeline: one write to the
+    """SET NX (with the expiry) and INCR go out in one script: one write to the
     socket per hit, where the cache API's add, exists and incr took three round trips."""
     import redis
 
@@ -181,3 +181,87 @@ def test_concurrent_hits_each_get_their_own_count():
         thread.join(10)
 
     assert sorted(counts) == list(range(1, threads_count + 1))
+
+
+# --- Several limits in turn (the Client API's per-address, then per-license) ----------------
+
+
+def in_turn(first_limit=2):
+    return throttling.hit_in_turn(
+        [
+            throttling.Limit("test-first", "alice", first_limit, 60),
+            throttling.Limit("test-second", "alice", 10, 3600),
+        ]
+    )
+
+
+def check_in_turn_counts():
+    assert in_turn() is None
+    assert in_turn() is None
+    refused = in_turn()
+    assert refused == RateResult(count=3, limit=2, remaining=0, reset=45, allowed=False)
+    # The refused request was counted against the first limit only: the second has 2.
+    assert hit("test-first", "alice", 2, 60).count == 4
+    assert hit("test-second", "alice", 10, 3600).count == 3
+    # The second limit refuses once it is used up, with its own window's end.
+    for _ in range(7):
+        hit("test-second", "alice", 10, 3600)
+    refused = in_turn(first_limit=100)
+    assert refused is not None and refused.limit == 10 and refused.reset == 3600 - 15
+
+
+def test_limits_in_turn_stop_at_the_first_refusal():
+    check_in_turn_counts()
+
+
+@needs_redis
+def test_limits_in_turn_stop_at_the_first_refusal_in_redis():
+    check_in_turn_counts()
+
+
+@needs_redis
+def test_limits_in_turn_are_one_round_trip_to_redis(monkeypatch):
+    import redis
+
+    writes = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, *args, **kwargs):
+        writes.append(command)
+        return original(self, command, *args, **kwargs)
+
+    in_turn(first_limit=100)  # the handshake, and the script's first load
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    for _ in range(3):
+        assert in_turn(first_limit=100) is None
+
+    assert len(writes) == 3
+    assert hit("test-first", "alice", 100, 60).count == 5
+
+
+def test_limits_in_turn_fail_open(settings, caplog):
+    settings.CACHES = {"default": redis_cache(url=f"redis://127.0.0.1:{free_port()}/0")}
+    with caplog.at_level(logging.ERROR, logger="lukittu.throttling"):
+        assert in_turn(first_limit=0) is None
+
+    assert any("request allowed" in record.getMessage() for record in caplog.records)
+
+
+def check_a_watched_limit_is_read_not_counted():
+    watch = throttling.Watch("test-watched", "bob", 2, 60)
+    assert hit("test", "alice", 10, 60, watch=watch).allowed
+    assert cache.get(f"ratelimit:test-watched:bob:{NOW // 60}") is None  # not created
+    hit("test-watched", "bob", 2, 60)
+    hit("test-watched", "bob", 2, 60)
+    refused = hit("test", "alice", 10, 60, watch=watch)
+    assert (refused.allowed, refused.refused_by, refused.count) == (False, "test-watched", 2)
+    assert hit("test-watched", "bob", 2, 60).count == 3  # the watch added nothing
+
+
+def test_a_watched_limit_is_read_not_counted():
+    check_a_watched_limit_is_read_not_counted()
+
+
+@needs_redis
+def test_a_watched_limit_is_read_not_counted_in_redis():
+    check_a_watched_limit_is_read_not_counted()
