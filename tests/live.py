@@ -3,12 +3,15 @@
 Use it from a test that has ``transactional_db``, so what the test writes is committed and the
 server's own connections can see it (and what the server writes is visible to the test)."""
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ OWN_SETTINGS = {
     "MEDIA_ROOT",
     "UPLOAD_TEMP_DIR",
 }
-ACCESS_LINE = re.compile(r"^pid=<?(\d+)>? status=(\d+) ")
+ACCESS_LINE = re.compile(r"^pid=<?(\d+)>? status=(\d+) (\S+)")
 
 
 @dataclass
@@ -58,12 +61,35 @@ class LiveServer:
             time.sleep(0.1)
         pytest.fail(f"gunicorn did not start {self.workers} worker(s):\n{self.log_text()}")
 
-    def served_by(self) -> list[tuple[int, int]]:
-        """``(worker pid, status)`` of every request served. Complete once the server stopped
-        (a worker logs a request just after sending its response)."""
+    def every_worker_serving(self) -> list[int]:
+        """The workers' pids, once each has answered a request: a worker still loading the app
+        takes no connection, so a burst sent before would all go to the others. Probes
+        ``/healthz`` four at a time until the access log names every worker."""
+        pids = self.worker_pids()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while {pid for pid, _ in self.served_by()} != set(pids):
+            assert time.monotonic() < deadline, f"not every worker answered: {self.served_by()}"
+            probes = [threading.Thread(target=self._probe) for _ in range(4)]
+            for probe in probes:
+                probe.start()
+            for probe in probes:
+                probe.join()
+        return pids
+
+    def _probe(self) -> None:
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"{self.url}/healthz", timeout=READY_TIMEOUT).read()
+
+    def served_by(self, method: str | None = None) -> list[tuple[int, int]]:
+        """``(worker pid, status)`` of every request served (of ``method``'s only, if given).
+        Complete once the server stopped (a worker logs a request just after sending its
+        response)."""
         lines = self.access_log.read_text().splitlines() if self.access_log.exists() else []
+        matches = [match for line in lines if (match := ACCESS_LINE.match(line))]
         return [
-            (int(match[1]), int(match[2])) for line in lines if (match := ACCESS_LINE.match(line))
+            (int(match[1]), int(match[2]))
+            for match in matches
+            if method is None or match[3] == method
         ]
 
     def log_text(self) -> str:

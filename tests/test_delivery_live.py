@@ -97,17 +97,6 @@ def run_together(calls: list) -> list:
     return results
 
 
-def every_worker_serving(server: Any) -> list[int]:
-    """The workers' pids, once each has answered a request: a worker that is still loading
-    the app takes no connection, so a burst sent before would all go to the other."""
-    pids = server.worker_pids()
-    deadline = time.monotonic() + TIMEOUT
-    while {pid for pid, _ in server.served_by()} != set(pids):
-        assert time.monotonic() < deadline, f"not every worker answered: {server.served_by()}"
-        run_together([lambda: get(server, "/healthz", {})] * 4)
-    return pids
-
-
 def code_of(response: requests.Response) -> str | None:
     return response.json()["result"].get("code") if response.status_code != 200 else None
 
@@ -241,7 +230,7 @@ def test_both_rate_limits_are_one_count_across_workers(world, tmp_path):
     # Sync workers serve one request at a time, so a parallel burst on fresh connections is
     # split between the two processes.
     with live_server(tmp_path, workers=WORKERS, extra_env=env) as server:
-        pids = every_worker_serving(server)
+        pids = server.every_worker_serving()
         # Fixed one-minute windows: a burst that straddles a boundary is counted in two, so it
         # is repeated once with new identities (a burst takes well under a minute).
         for _ in range(2):
