@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 
@@ -114,6 +115,15 @@ def world(db: None) -> World:
 @pytest.fixture
 def outsider(db: None) -> World:
     return build_world("Outsider")
+
+
+@pytest.fixture
+def staff(db: None) -> Client:
+    """A client logged in to the admin as a superuser (``operator``)."""
+    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -16,14 +15,6 @@ from releases.storage import release_storage
 from releases.uploads import upload_from_bytes
 from teams.models import ApiKey, AuditLog, License, Team
 from tests.helpers import make_jar, put_release, update_data
-
-
-@pytest.fixture
-def staff(db: None) -> Client:
-    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

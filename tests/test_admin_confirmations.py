@@ -3,8 +3,6 @@ confirmation page listing the objects and changes nothing; only its "Yes" (which
 action again with ``post=yes``) does it. As Django's own delete does."""
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from teams.models import ApiKey, AuditLog, License, Team
 
@@ -13,14 +11,6 @@ ACTIONS = [
     ("teams/license", "suspend", "Suspend these licenses?"),
     ("teams/team", "soft_delete", "Delete these teams?"),
 ]
-
-
-@pytest.fixture
-def staff(db: None) -> Client:
-    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def target(world, model: str):

@@ -16,14 +16,6 @@ from teams.services import Actor, license_update, team_update
 from tests.helpers import put_release, update_data
 
 
-@pytest.fixture
-def staff(db: None) -> Client:
-    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def trail(page: str) -> list[tuple[str, str]]:
     """(actor, action) of each row of the history table, newest first."""
     return re.findall(

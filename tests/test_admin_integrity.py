@@ -4,21 +4,11 @@ chosen at creation and no path changes them; teams that share a name are told ap
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.test import Client
 
 from releases.models import Branch, Product
 from teams.models import ApiKey, FixedFieldError, License
 from teams.services import team_create
-
-
-@pytest.fixture
-def staff(db: None) -> Client:
-    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _team_select(page: str) -> str:

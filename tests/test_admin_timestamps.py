@@ -4,10 +4,6 @@ default ("Jan. 2, 2026, 3:04 a.m.") appears nowhere."""
 
 import re
 
-import pytest
-from django.contrib.auth.models import User
-from django.test import Client
-
 from delivery.models import Download
 from teams.models import ApiKey
 from teams.services import Actor, team_update
@@ -20,14 +16,6 @@ DJANGOS_DEFAULT = re.compile(
     r"\b(Jan|Feb|March|April|May|June|July|Aug|Sept|Oct|Nov|Dec)\.? \d{1,2}, \d{4}"
     r"|\d(:\d\d)? [ap]\.m\.|\bmidnight\b|\bnoon\b"
 )
-
-
-@pytest.fixture
-def staff(db: None) -> Client:
-    user = User.objects.create_superuser("operator", "op@example.com", "pw-for-tests-only")
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_one_format_everywhere(staff, world):
