@@ -4,10 +4,12 @@ a fixed number of queries per page, and no license key material."""
 
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -635,9 +637,17 @@ def test_team_id_not_a_uuid(client, world):
 def test_the_list_is_rate_limited_per_key(client, world, settings):
     settings.DEV_API_RATE = "2/minute"
 
-    first = get_list(client, world)
-    second = get_list(client, world)
-    third = get_list(client, world)
+    # The count lives in fixed one-minute windows: three requests that straddle a boundary are
+    # counted in two, so they are sent again, with the count cleared; they take well under a
+    # minute, so the second time they cannot straddle.
+    for _ in range(2):
+        cache.clear()
+        window = int(time.time() // 60)
+        first = get_list(client, world)
+        second = get_list(client, world)
+        third = get_list(client, world)
+        if int(time.time() // 60) == window:
+            break
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert (first["X-RateLimit-Limit"], first["X-RateLimit-Remaining"]) == ("2", "1")
